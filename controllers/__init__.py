@@ -1,0 +1,1 @@
+"""Controllers: they propose architectures and learn from the results."""

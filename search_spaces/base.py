@@ -1,0 +1,174 @@
+"""The search-space contract every controller works against.
+
+An *architecture* (``Arch``) is a plain JSON-serialisable mapping. Its canonical identity is the
+sorted JSON text (:func:`arch_key`), so two equal dicts are the same architecture everywhere:
+in the trial store, the duplicate cache and the controllers' histories.
+
+A space always offers ``sample`` / ``mutate`` / ``build``. What else it offers is declared in
+``offers`` and checked against a controller's ``requires`` before a run starts:
+
+=============  =================================================================
+capability     meaning
+=============  =================================================================
+``decisions``  a finite list of named categorical choices (:class:`Decision`)
+``graph``      ``graph(arch)`` returns a networkx layer graph
+``neighbors``  ``neighbors(arch)`` yields morphed architectures (Auto-Keras)
+``supernet``   ``supernet(task)`` returns a weight-sharing network
+=============  =================================================================
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
+
+import numpy as np
+
+if TYPE_CHECKING:  # torch and networkx are only needed by spaces that build networks
+    import networkx as nx
+    from torch import nn
+
+Arch = Mapping[str, Any]
+Choice = str | int | float | bool
+
+CAPABILITIES = ("decisions", "graph", "neighbors", "supernet")
+
+
+class CapabilityError(TypeError):
+    """A space was asked for something it does not offer."""
+
+
+def arch_key(arch: Arch) -> str:
+    """Canonical text of an architecture: sorted, compact JSON."""
+    return json.dumps(arch, sort_keys=True, separators=(",", ":"))
+
+
+def arch_from_key(key: str) -> dict[str, Any]:
+    return json.loads(key)
+
+
+@dataclass(frozen=True)
+class Decision:
+    """One named categorical choice of a space."""
+
+    name: str
+    choices: tuple[Choice, ...]
+
+    def __post_init__(self) -> None:
+        if len(self.choices) < 1:
+            raise ValueError(f"decision {self.name!r} has no choices")
+        if len(set(self.choices)) != len(self.choices):
+            raise ValueError(f"decision {self.name!r} has repeated choices: {self.choices}")
+
+
+@dataclass(frozen=True)
+class Task:
+    """What the built network maps: input shape and output contract.
+
+    ``kind`` is ``classification`` (logits ``[N, num_classes]``), ``segmentation``
+    (logits ``[N, num_classes, H, W]``) or ``video`` (input ``[N, C, T, H, W]``).
+    """
+
+    kind: Literal["classification", "segmentation", "video"] = "classification"
+    in_channels: int = 3
+    input_size: tuple[int, ...] = (32, 32)
+    num_classes: int = 10
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+    def input_shape(self, batch: int = 1) -> tuple[int, ...]:
+        return (batch, self.in_channels, *self.input_size)
+
+
+class SearchSpace:
+    """Base class of every search space.
+
+    Subclasses set ``name``, ``description`` and ``offers`` and implement at least
+    ``sample``, ``mutate`` and ``build``. Spaces built from decisions implement
+    ``decisions`` and get ``sample``, ``mutate``, ``validate`` and ``size`` for free.
+    """
+
+    name: ClassVar[str] = ""
+    description: ClassVar[str] = ""
+    offers: ClassVar[frozenset[str]] = frozenset()
+    default_task: ClassVar[Task] = Task()
+
+    def __init__(self, **options: Any) -> None:
+        if options:
+            raise TypeError(
+                f"space {self.name!r} takes no option {sorted(options)!r}"
+            )
+
+    # -- decisions ---------------------------------------------------------------------------
+    def decisions(self) -> Sequence[Decision]:
+        return ()
+
+    def size(self) -> int | None:
+        """Number of distinct architectures, when the space is finite."""
+        decisions = self.decisions()
+        if not decisions:
+            return None
+        n = 1
+        for d in decisions:
+            n *= len(d.choices)
+        return n
+
+    def validate(self, arch: Arch) -> dict[str, Any]:
+        """Return ``arch`` as a plain dict or raise ``ValueError`` naming what is wrong."""
+        decisions = self.decisions()
+        if not decisions:
+            return dict(arch)
+        names = [d.name for d in decisions]
+        missing = [n for n in names if n not in arch]
+        extra = [k for k in arch if k not in names]
+        if missing or extra:
+            raise ValueError(
+                f"{self.name}: architecture keys do not match the space "
+                f"(missing {missing}, unknown {extra})"
+            )
+        for d in decisions:
+            if arch[d.name] not in d.choices:
+                raise ValueError(
+                    f"{self.name}: {d.name}={arch[d.name]!r} is not one of {list(d.choices)}"
+                )
+        return {d.name: arch[d.name] for d in decisions}
+
+    def sample(self, rng: np.random.Generator) -> dict[str, Any]:
+        decisions = self.decisions()
+        if not decisions:
+            raise CapabilityError(f"space {self.name!r} must implement sample()")
+        return {d.name: d.choices[int(rng.integers(len(d.choices)))] for d in decisions}
+
+    def mutate(self, arch: Arch, rng: np.random.Generator) -> dict[str, Any]:
+        """Change exactly one decision to a different value (decisions with >1 choice)."""
+        decisions = [d for d in self.decisions() if len(d.choices) > 1]
+        if not decisions:
+            raise CapabilityError(f"space {self.name!r} must implement mutate()")
+        child = dict(arch)
+        d = decisions[int(rng.integers(len(decisions)))]
+        others = [c for c in d.choices if c != arch[d.name]]
+        child[d.name] = others[int(rng.integers(len(others)))]
+        return child
+
+    # -- networks ----------------------------------------------------------------------------
+    def build(self, arch: Arch, task: Task | None = None) -> nn.Module:
+        raise CapabilityError(f"space {self.name!r} must implement build()")
+
+    def graph(self, arch: Arch) -> nx.DiGraph:
+        raise CapabilityError(f"space {self.name!r} does not offer 'graph'")
+
+    def neighbors(self, arch: Arch) -> Iterable[Arch]:
+        raise CapabilityError(f"space {self.name!r} does not offer 'neighbors'")
+
+    def supernet(self, task: Task | None = None) -> Any:
+        raise CapabilityError(f"space {self.name!r} does not offer 'supernet'")
+
+    # -- presentation ------------------------------------------------------------------------
+    def describe(self, arch: Arch) -> str:
+        """Short human-readable text of an architecture (default: canonical JSON)."""
+        return arch_key(arch)
+
+    def parse(self, text: str) -> dict[str, Any]:
+        """Inverse of :meth:`describe`; JSON is always accepted."""
+        return self.validate(json.loads(text))

@@ -1,0 +1,1 @@
+"""Blocks of the 'attention' table of BLOCKS.md (being written)."""

@@ -1,0 +1,1 @@
+"""Blocks of the 'conv' table of BLOCKS.md (being written)."""

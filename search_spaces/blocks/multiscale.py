@@ -1,0 +1,1 @@
+"""Blocks of the 'multiscale' table of BLOCKS.md (being written)."""

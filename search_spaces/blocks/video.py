@@ -1,0 +1,1 @@
+"""Blocks of the 'video' table of BLOCKS.md (being written)."""
