@@ -10,7 +10,8 @@ Class attributes declare what the run loop needs to know before any work:
 * ``needs_model``: build the network (``model`` is ``None`` otherwise, e.g. table look-ups);
 * ``provides``: metric names it returns (for listing and for validating objectives);
 * ``report_only``: metrics that are stored and reported but never shown to a controller
-  (the NAS-Bench-201 200-epoch test accuracy, for instance).
+  (the NAS-Bench-201 200-epoch test accuracy, for instance);
+* ``default_objective``: the objective used when the user names none.
 """
 
 from __future__ import annotations
@@ -67,6 +68,7 @@ class Evaluator:
     needs_model: ClassVar[bool] = True
     provides: ClassVar[tuple[str, ...]] = ()
     report_only: ClassVar[tuple[str, ...]] = ()
+    default_objective: ClassVar[str | None] = None  # e.g. "val_acc:max", used when none is given
 
     def __init__(self, **options: Any) -> None:
         if options:

@@ -1,9 +1,10 @@
 """Every block of the paper archive (``../shared/design/BLOCKS.md``) as a registered nn.Module.
 
-Importing this package registers all blocks; use :func:`get_block` / :func:`create_block`.
+The catalogue modules are imported on first use of the registry (:func:`get_block`,
+:func:`block_names`, ...), so importing a single primitive (``search_spaces.blocks.ops``) stays
+cheap.
 """
 
-from search_spaces.blocks import attention, conv, multiscale, video  # noqa: F401  (registration)
 from search_spaces.blocks.registry import (
     KINDS,
     BlockSpec,

@@ -109,9 +109,20 @@ def register_block(
     return deco
 
 
+CATALOGUE_MODULES: tuple[str, ...] = (
+    "search_spaces.blocks.conv",
+    "search_spaces.blocks.attention",
+    "search_spaces.blocks.multiscale",
+    "search_spaces.blocks.video",
+)
+
+
 def _load_all() -> None:
-    # Importing the package imports every module that registers blocks.
-    import search_spaces.blocks  # noqa: F401
+    """Import every module that registers blocks (once)."""
+    import importlib
+
+    for module in CATALOGUE_MODULES:
+        importlib.import_module(module)
 
 
 def get_block(name: str) -> BlockSpec:

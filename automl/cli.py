@@ -1,0 +1,240 @@
+"""``automl`` command line: search, show, pareto, and the catalogue listings.
+
+Every user error ends in one line on stderr and exit code 2, never a traceback.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+import yaml
+
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    help="Neural architecture search: spaces x controllers x evaluators, Pareto fronts, export.",
+)
+
+
+class UserError(Exception):
+    """Reported as ``error: ...`` with exit code 2."""
+
+
+def _fail(msg: str) -> None:
+    raise UserError(msg)
+
+
+def _console():
+    from rich.console import Console
+
+    return Console(stderr=False)
+
+
+def _parse_sets(sets: list[str], cfg: Any) -> None:
+    """Apply ``--set space.K=V`` / ``controller.K=V`` / ``EVALUATOR.K=V`` (V read as YAML)."""
+    for item in sets:
+        target, sep, value = item.partition("=")
+        comp, dot, key = target.partition(".")
+        if not sep or not dot or not key:
+            _fail(f"bad --set {item!r}: expected space.KEY=VALUE, controller.KEY=VALUE or EVALUATOR.KEY=VALUE")
+        try:
+            parsed = yaml.safe_load(value)
+        except yaml.YAMLError:
+            parsed = value
+        if comp in ("space", "controller"):
+            getattr(cfg, comp).options[key] = parsed
+            continue
+        cfg.fill_defaults()
+        matches = [e for e in cfg.evaluators if e.name == comp]
+        if not matches:
+            _fail(f"bad --set {item!r}: no evaluator {comp!r} in this run (evaluators: {', '.join(e.name for e in cfg.evaluators)})")
+        for e in matches:
+            e.options[key] = parsed
+
+
+@app.command()
+def search(
+    config: Annotated[Path | None, typer.Option("--config", "-c", help="YAML run configuration")] = None,
+    space: Annotated[str | None, typer.Option(help="search space name or module:attr")] = None,
+    controller: Annotated[str | None, typer.Option(help="controller name or module:attr")] = None,
+    evaluator: Annotated[list[str] | None, typer.Option(help="evaluator (repeatable); replaces the config's list")] = None,
+    objective: Annotated[list[str] | None, typer.Option(help="METRIC:max|min (repeatable)")] = None,
+    constraint: Annotated[list[str] | None, typer.Option(help="METRIC<=BOUND etc. (repeatable)")] = None,
+    budget: Annotated[int | None, typer.Option(help="distinct architectures to evaluate")] = None,
+    seed: Annotated[int | None, typer.Option(help="random seed")] = None,
+    run_dir: Annotated[str | None, typer.Option(help="where the run is written (default runs/SPACE-CONTROLLER)")] = None,
+    storage: Annotated[str | None, typer.Option(help="SQLAlchemy URL of the Optuna storage (default RUN_DIR/study.db)")] = None,
+    dataset: Annotated[str | None, typer.Option(help="dataset spec for training evaluators")] = None,
+    device: Annotated[str | None, typer.Option(help="cpu, cuda, cuda:1, ...")] = None,
+    pruner: Annotated[str | None, typer.Option(help="none, median or successive-halving")] = None,
+    set_: Annotated[list[str] | None, typer.Option("--set", help="component option, e.g. controller.population=20")] = None,
+    resume: Annotated[Path | None, typer.Option(help="continue the run in this directory")] = None,
+    progress: Annotated[bool, typer.Option(help="show a progress bar")] = True,
+) -> None:
+    """Search a space with a controller and evaluators; trials go to an Optuna study."""
+    from automl.config import RunConfig
+    from automl.objectives import SpecError
+    from automl.run import Run, RunSetupError
+
+    try:
+        if resume is not None:
+            if config is not None or any(v is not None for v in (space, controller, evaluator, objective, constraint,
+                                                                  run_dir, storage, dataset, set_)):
+                _fail("--resume continues a run as configured; only --budget, --seed, --device and --pruner may be given with it")
+            cfg = RunConfig.from_file(resume / "config.yaml") if (resume / "config.yaml").is_file() else None
+            if cfg is None:
+                _fail(f"--resume {resume}: no config.yaml there, so it is not a run directory")
+            cfg.run_dir = str(resume)
+        else:
+            cfg = RunConfig.from_file(config) if config is not None else RunConfig()
+        overrides = {"space": space, "controller": controller, "evaluators": evaluator, "objectives": objective,
+                     "constraints": constraint, "budget": budget, "seed": seed, "run_dir": run_dir,
+                     "storage": storage, "dataset": dataset, "device": device, "pruner": pruner}
+        for key, value in overrides.items():
+            if value is not None and value != []:
+                cfg.set(key, value)
+        _parse_sets(set_ or [], cfg)
+        console = _console()
+        run = Run(cfg, resume=resume is not None, progress=progress, log=lambda m: console.print(f"[dim]{m}[/dim]"))
+    except (SpecError, RunSetupError) as exc:
+        _fail(str(exc))
+    if resume is not None and budget is not None:
+        cfg.dump(run.run_dir / "config.yaml")  # the extended budget is part of the run now
+    try:
+        summary = run.execute()
+    except KeyboardInterrupt:
+        run.close()
+        console.print(f"\n[yellow]interrupted[/yellow]; continue with: automl search --resume {run.run_dir}")
+        raise typer.Exit(130) from None
+    run.close()
+    _print_summary(console, run, summary)
+
+
+def _print_summary(console, run, summary) -> None:
+    from automl.report import ReportError, open_run, plot_front
+
+    done = len(summary.records)
+    failed = sum(r.state != "complete" for r in summary.records)
+    console.print(
+        f"[bold]{done}[/bold] trial(s) in {summary.seconds:.1f} s ({summary.stopped}); "
+        f"{failed} failed, {summary.duplicates} duplicate proposal(s) served from the store"
+    )
+    if summary.best is not None:
+        b = summary.best
+        o = summary.objectives[0]
+        console.print(f"best {o.metric} = {b.metrics[o.metric]:.4g}  (trial {b.number}: {b.arch_str or b.key})")
+    if len(summary.objectives) > 1:
+        console.print(f"Pareto front: {len(summary.front)} trial(s): {', '.join(str(r.number) for r in summary.front)}")
+    if run.run_dir is not None:
+        try:
+            png = plot_front(open_run(run.run_dir), run.run_dir / "front.png")
+            console.print(f"plot: {png}")
+        except ReportError as exc:
+            console.print(f"[dim]no plot: {exc}[/dim]")
+        console.print(f"next: automl show {run.run_dir}   |   tensorboard --logdir {run.run_dir / 'tb'}")
+
+
+@app.command()
+def show(
+    run_dir: Annotated[Path, typer.Argument(help="a run directory")],
+    objective: Annotated[list[str] | None, typer.Option(help="override the run's objectives")] = None,
+    top: Annotated[int, typer.Option(help="trials to list, best first (0 = all, in order)")] = 20,
+) -> None:
+    """Table of trials, the best trial and the Pareto front of a run."""
+    from automl.report import ReportError, open_run, trials_table
+
+    try:
+        view = open_run(run_dir, objective)
+    except ReportError as exc:
+        _fail(str(exc))
+    console = _console()
+    records = view.records
+    if top > 0:
+        o = view.objectives[0]
+        ok = [r for r in records if r.state == "complete" and o.metric in r.metrics]
+        rest = [r for r in records if r not in ok]
+        ok.sort(key=lambda r: (r.violation > 0, -o.score(r.metrics[o.metric]), r.number))
+        records = (ok + rest)[:top]
+    cfg = view.config
+    console.print(
+        f"[bold]{run_dir}[/bold]: space {cfg.space.name}, controller {cfg.controller.name}, "
+        f"{len(view.records)} trial(s) of budget {cfg.budget}; objectives {', '.join(map(str, view.objectives))}"
+        + (f"; constraints {', '.join(cfg.constraints)}" if cfg.constraints else "")
+    )
+    console.print(trials_table(view, records, "trials (best first)" if top > 0 else "trials"))
+    b = view.best()
+    if b is not None:
+        o = view.objectives[0]
+        console.print(f"best {o.metric}: {b.metrics[o.metric]:.6g} (trial {b.number}) {b.arch_str or b.key}")
+    else:
+        console.print("no feasible completed trial yet")
+    front = view.front()
+    console.print(f"Pareto front ({len(front)}): " + ", ".join(f"#{r.number}" for r in front) + "   (* in the table)")
+
+
+@app.command()
+def pareto(
+    run_dir: Annotated[Path, typer.Argument(help="a run directory")],
+    out: Annotated[Path, typer.Option(help="front.png (matplotlib) or front.html (plotly)")] = Path("front.png"),
+    objective: Annotated[list[str] | None, typer.Option(help="1 to 3 objectives (default: the run's)")] = None,
+) -> None:
+    """Plot the trials and the Pareto front of a run."""
+    from automl.report import ReportError, open_run, plot_front
+
+    try:
+        view = open_run(run_dir, objective)
+        path = plot_front(view, out)
+    except ReportError as exc:
+        _fail(str(exc))
+    front = view.front()
+    _console().print(f"wrote {path}: {len(view.records)} trial(s), {len(front)} on the front")
+
+
+def _listing(kind: str) -> None:
+    from rich.table import Table
+
+    from automl import registry
+
+    table = Table(title=f"{kind}s")
+    table.add_column("name", style="bold")
+    table.add_column("description")
+    table.add_column("capabilities")
+    for name in registry.names(kind):  # type: ignore[arg-type]
+        e = registry.describe(kind, name)  # type: ignore[arg-type]
+        table.add_row(e.name, e.description, e.detail)
+    _console().print(table)
+
+
+@app.command()
+def spaces() -> None:
+    """List search spaces and the capabilities they offer."""
+    _listing("space")
+
+
+@app.command()
+def controllers() -> None:
+    """List controllers and what they require of a space."""
+    _listing("controller")
+
+
+@app.command()
+def evaluators() -> None:
+    """List evaluators and the metrics they provide."""
+    _listing("evaluator")
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Console-script entry point: user errors become one line and exit code 2."""
+    try:
+        app(args=argv, standalone_mode=True)
+    except UserError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,148 @@
+"""Run configuration: a YAML file and/or CLI flags, validated once, written to ``config.yaml``.
+
+```yaml
+space: nb201                      # or {name: nb201, <options>}
+controller: {name: evolution, population: 10, sample_size: 3}
+evaluators:
+  - {name: nb201-table, table: ../shared/benchmarks/nb201_cifar10.csv}
+objectives: ["valid_acc:max"]     # METRIC:max|min, several allowed
+constraints: []                   # e.g. ["latency_ms<=20"]
+budget: 100
+seed: 0
+run_dir: runs/nb201-evo
+```
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from automl.objectives import SpecError, parse_constraint, parse_objective
+
+
+@dataclass
+class Component:
+    """A named space, controller or evaluator with its keyword options."""
+
+    name: str
+    options: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def parse(cls, value: Any, what: str) -> Component:
+        if isinstance(value, Component):
+            return value
+        if isinstance(value, str) and value.strip():
+            return cls(value.strip())
+        if isinstance(value, dict) and isinstance(value.get("name"), str):
+            options = {k: v for k, v in value.items() if k != "name"}
+            return cls(value["name"], options)
+        raise SpecError(f"bad {what} {value!r}: expected a name or a mapping with 'name' and options")
+
+    def to_yaml(self) -> Any:
+        return {"name": self.name, **self.options} if self.options else self.name
+
+
+DEFAULT_EVALUATORS: dict[str, list[str]] = {"nb201": ["nb201-table"]}
+DEFAULT_CONTROLLER = "evolution"
+
+
+@dataclass
+class RunConfig:
+    """Everything a run needs; ``validate`` checks syntax, the run loop checks names."""
+
+    space: Component = field(default_factory=lambda: Component("nb201"))
+    controller: Component = field(default_factory=lambda: Component(DEFAULT_CONTROLLER))
+    evaluators: list[Component] = field(default_factory=list)
+    objectives: list[str] = field(default_factory=list)
+    constraints: list[str] = field(default_factory=list)
+    budget: int = 100
+    seed: int = 0
+    run_dir: str | None = None
+    storage: str | None = None
+    study_name: str | None = None
+    dataset: str | None = None
+    device: str = "cpu"
+    pruner: str = "none"
+
+    @classmethod
+    def keys(cls) -> list[str]:
+        return [f.name for f in fields(cls)]
+
+    @classmethod
+    def from_mapping(cls, data: dict[str, Any], source: str = "config") -> RunConfig:
+        if not isinstance(data, dict):
+            raise SpecError(f"{source}: expected a mapping of keys, got {type(data).__name__}")
+        unknown = sorted(set(data) - set(cls.keys()))
+        if unknown:
+            raise SpecError(f"{source}: unknown key(s) {', '.join(unknown)}; accepted: {', '.join(cls.keys())}")
+        cfg = cls()
+        for key, value in data.items():
+            cfg.set(key, value)
+        return cfg
+
+    @classmethod
+    def from_file(cls, path: str | Path) -> RunConfig:
+        p = Path(path)
+        if not p.is_file():
+            raise SpecError(f"config file not found: {p}")
+        try:
+            data = yaml.safe_load(p.read_text()) or {}
+        except yaml.YAMLError as exc:
+            line = getattr(getattr(exc, "problem_mark", None), "line", None)
+            where = f" (line {line + 1})" if line is not None else ""
+            raise SpecError(f"{p}: not valid YAML{where}") from None
+        return cls.from_mapping(data, source=str(p))
+
+    def set(self, key: str, value: Any) -> None:
+        """Set one key with type checking (used for YAML keys and CLI overrides alike)."""
+        if key in ("space", "controller"):
+            value = Component.parse(value, key)
+        elif key == "evaluators":
+            if isinstance(value, (str, dict)):
+                value = [value]
+            if not isinstance(value, list):
+                raise SpecError(f"evaluators: expected a list, got {value!r}")
+            value = [Component.parse(v, "evaluator") for v in value]
+        elif key in ("objectives", "constraints"):
+            if isinstance(value, str):
+                value = [value]
+            if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+                raise SpecError(f"{key}: expected a list of strings, got {value!r}")
+            parse = parse_objective if key == "objectives" else parse_constraint
+            for v in value:
+                parse(v)
+        elif key in ("budget", "seed"):
+            if isinstance(value, bool) or not isinstance(value, int):
+                try:
+                    value = int(str(value))
+                except ValueError:
+                    raise SpecError(f"{key}: expected an integer, got {value!r}") from None
+            if key == "budget" and value < 1:
+                raise SpecError(f"budget: expected a positive integer, got {value}")
+        elif key == "pruner":
+            if value not in ("none", "median", "successive-halving"):
+                raise SpecError(f"pruner: {value!r} is not one of none, median, successive-halving")
+        elif key in ("run_dir", "storage", "study_name", "dataset", "device"):
+            if value is not None and not isinstance(value, str):
+                raise SpecError(f"{key}: expected a string, got {value!r}")
+        else:
+            raise SpecError(f"unknown key {key!r}; accepted: {', '.join(self.keys())}")
+        setattr(self, key, value)
+
+    def fill_defaults(self) -> None:
+        if not self.evaluators:
+            self.evaluators = [Component(n) for n in DEFAULT_EVALUATORS.get(self.space.name, ["train"])]
+
+    def to_dict(self) -> dict[str, Any]:
+        out = asdict(self)
+        out["space"] = self.space.to_yaml()
+        out["controller"] = self.controller.to_yaml()
+        out["evaluators"] = [e.to_yaml() for e in self.evaluators]
+        return out
+
+    def dump(self, path: Path) -> None:
+        path.write_text(yaml.safe_dump(self.to_dict(), sort_keys=False))

@@ -1,0 +1,182 @@
+"""Name -> implementation for spaces, controllers and evaluators.
+
+Resolution order for a name: the built-in table below, then the Python entry points of the
+groups ``automl.spaces`` / ``automl.controllers`` / ``automl.evaluators`` (how third-party
+packages add theirs), then a ``module:attr`` path. Built-ins are listed as import paths and
+only imported when used or listed, so start-up stays fast.
+"""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+from dataclasses import dataclass
+from importlib.metadata import entry_points
+from typing import Any, Literal
+
+from controllers.base import Controller
+from evaluators.base import Evaluator, FunctionEvaluator
+from search_spaces.base import CAPABILITIES, SearchSpace
+
+Kind = Literal["space", "controller", "evaluator"]
+
+BUILTIN: dict[str, dict[str, str]] = {
+    "space": {
+        "nb201": "search_spaces.nb201:NB201Space",
+        "seg-unet": "search_spaces.seg_unet:SegUNetSpace",
+    },
+    "controller": {
+        "random": "controllers.random_search:RandomSearch",
+        "evolution": "controllers.evolution:RegularizedEvolution",
+        "tpe": "controllers.optuna_sampler:TPEController",
+        "nsga2": "controllers.optuna_sampler:NSGA2Controller",
+    },
+    "evaluator": {
+        "nb201-table": "evaluators.nb201_table:NB201TableEvaluator",
+        "train": "evaluators.train:TrainEvaluator",
+        "cost": "evaluators.cost:CostEvaluator",
+        "latency": "evaluators.latency:LatencyEvaluator",
+    },
+}
+GROUPS: dict[str, str] = {
+    "space": "automl.spaces",
+    "controller": "automl.controllers",
+    "evaluator": "automl.evaluators",
+}
+BASES: dict[str, type] = {"space": SearchSpace, "controller": Controller, "evaluator": Evaluator}
+
+
+class RegistryError(ValueError):
+    """An unknown name or a path that cannot be imported."""
+
+
+def _entry_points(kind: str) -> dict[str, Any]:
+    return {ep.name: ep for ep in entry_points(group=GROUPS[kind])}
+
+
+def _import(path: str) -> Any:
+    module_name, _, attr = path.partition(":")
+    if not module_name or not attr:
+        raise RegistryError(f"{path!r} is not a module:attr path")
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise RegistryError(f"cannot import {path!r}: {exc}") from exc
+    try:
+        obj: Any = module
+        for part in attr.split("."):
+            obj = getattr(obj, part)
+    except AttributeError as exc:
+        raise RegistryError(f"cannot import {path!r}: {module_name} has no {attr!r}") from exc
+    return obj
+
+
+def names(kind: Kind) -> list[str]:
+    """Built-in names first, then installed plug-ins."""
+    builtin = list(BUILTIN[kind])
+    return builtin + sorted(n for n in _entry_points(kind) if n not in BUILTIN[kind])
+
+
+def resolve(kind: Kind, name: str) -> Any:
+    """The class (or function, for evaluators) registered under ``name``."""
+    if name in BUILTIN[kind]:
+        return _import(BUILTIN[kind][name])
+    eps = _entry_points(kind)
+    if name in eps:
+        try:
+            return eps[name].load()
+        except Exception as exc:  # a broken plug-in must not crash listing with a traceback
+            raise RegistryError(f"plug-in {kind} {name!r} failed to load: {exc}") from exc
+    if ":" in name:
+        return _import(name)
+    raise RegistryError(f"unknown {kind} {name!r}; choose from: {', '.join(names(kind))} (or give module:attr)")
+
+
+def create(kind: Kind, name: str, options: dict[str, Any] | None = None) -> Any:
+    """Instantiate ``name`` with ``options``; bad options give a one-line RegistryError."""
+    obj = resolve(kind, name)
+    options = dict(options or {})
+    if kind == "evaluator" and not inspect.isclass(obj):
+        if inspect.isfunction(obj) or inspect.ismethod(obj):
+            if options:
+                raise RegistryError(f"evaluator {name!r} is a function and takes no options {sorted(options)}")
+            return FunctionEvaluator(obj)
+        if hasattr(obj, "evaluate"):
+            return obj  # an already-built evaluator instance
+    if not inspect.isclass(obj) or not issubclass(obj, BASES[kind]):
+        if kind == "evaluator" and inspect.isclass(obj) and hasattr(obj, "evaluate"):
+            pass  # duck-typed evaluator class
+        else:
+            raise RegistryError(f"{name!r} is not a {kind} (expected a subclass of {BASES[kind].__name__})")
+    try:
+        inspect.signature(obj).bind(**options)
+    except TypeError:
+        accepted = [p for p in inspect.signature(obj).parameters if p not in ("self", "args", "kwargs")]
+        bad = sorted(set(options) - set(accepted))
+        raise RegistryError(
+            f"{kind} {name!r}: unknown option(s) {bad or sorted(options)}; accepted: {', '.join(accepted) or 'none'}"
+        ) from None
+    try:
+        return obj(**options)
+    except (TypeError, ValueError) as exc:
+        raise RegistryError(f"{kind} {name!r}: {exc}") from exc
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One row of ``automl spaces|controllers|evaluators``."""
+
+    name: str
+    description: str
+    detail: str
+
+
+def describe(kind: Kind, name: str) -> Entry:
+    try:
+        obj = resolve(kind, name)
+    except RegistryError as exc:
+        return Entry(name, f"(unavailable: {exc})", "")
+    doc = (inspect.getdoc(obj) or "").splitlines()
+    description = getattr(obj, "description", "") or (doc[0] if doc else "")
+    if kind == "space":
+        offers = sorted(getattr(obj, "offers", ()))
+        detail = "offers: " + (", ".join(offers) or "sample/mutate only")
+    elif kind == "controller":
+        requires = sorted(getattr(obj, "requires", ()))
+        detail = "requires: " + (", ".join(requires) or "nothing beyond sample/mutate")
+        if not getattr(obj, "multi_objective", False):
+            detail += "; single objective"
+    else:
+        provides = ", ".join(getattr(obj, "provides", ())) or "?"
+        report_only = ", ".join(getattr(obj, "report_only", ()))
+        detail = f"provides: {provides}" + (f" (report-only: {report_only})" if report_only else "")
+        detail += "; builds the model" if getattr(obj, "needs_model", True) else "; no model needed"
+    return Entry(name, description, detail)
+
+
+def check_compatible(space: SearchSpace, controller: Controller, space_name: str, controller_name: str) -> None:
+    """Refuse a controller whose requirements the space does not offer, naming what fits."""
+    missing = set(controller.requires) - set(space.offers)
+    if not missing:
+        return
+    fits_c = []
+    for cname in names("controller"):
+        try:
+            cls = resolve("controller", cname)
+        except RegistryError:
+            continue
+        if set(getattr(cls, "requires", ())) <= set(space.offers):
+            fits_c.append(cname)
+    fits_s = []
+    for sname in names("space"):
+        try:
+            cls = resolve("space", sname)
+        except RegistryError:
+            continue
+        if set(controller.requires) <= set(getattr(cls, "offers", ())):
+            fits_s.append(sname)
+    raise RegistryError(
+        f"controller {controller_name!r} requires {sorted(missing)} which space {space_name!r} does not offer "
+        f"(it offers {sorted(space.offers) or 'none'} of {list(CAPABILITIES)}); controllers for this space: "
+        f"{', '.join(fits_c) or 'none'}; spaces for this controller: {', '.join(fits_s) or 'none'}"
+    )

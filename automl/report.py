@@ -1,0 +1,191 @@
+"""Reading a finished (or running) run back: trials table, best, Pareto front, plots."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from automl.config import RunConfig
+from automl.front import best, front
+from automl.objectives import SpecError, parse_objective
+from automl.store import TrialRecord, TrialStore, default_storage
+from controllers.base import Objective
+
+
+class ReportError(ValueError):
+    """The run directory cannot be read."""
+
+
+@dataclass
+class RunView:
+    run_dir: Path
+    config: RunConfig
+    objectives: tuple[Objective, ...]
+    records: list[TrialRecord]
+
+    def front(self, objectives: Sequence[Objective] | None = None) -> list[TrialRecord]:
+        return front(self.records, objectives or self.objectives)
+
+    def best(self) -> TrialRecord | None:
+        return best(self.records, self.objectives[0])
+
+
+def open_run(run_dir: str | Path, objectives: Sequence[str] | None = None) -> RunView:
+    """Load a run directory's config and trials; ``objectives`` overrides the run's own."""
+    path = Path(run_dir)
+    if not (path / "config.yaml").is_file():
+        raise ReportError(f"{path} is not a run directory (no config.yaml)")
+    config = RunConfig.from_file(path / "config.yaml")
+    storage = config.storage or default_storage(str(path))
+    study_name = config.study_name or path.name
+    try:
+        parsed = tuple(parse_objective(o) for o in (objectives or config.objectives))
+    except SpecError as exc:
+        raise ReportError(str(exc)) from None
+    if not parsed:
+        raise ReportError(f"{path}: the run declares no objectives; pass --objective METRIC:max|min")
+    try:
+        store = TrialStore(storage, study_name, parsed, create=False)
+    except Exception as exc:  # missing DB file, wrong study name
+        raise ReportError(f"cannot read the trials of {path}: {str(exc).splitlines()[0]}") from None
+    return RunView(path, config, parsed, store.records())
+
+
+def _fmt(v: float | None) -> str:
+    if v is None:
+        return "-"
+    return f"{v:.4g}" if abs(v) < 1e5 else f"{v:.3e}"
+
+
+def trials_table(view: RunView, records: Sequence[TrialRecord], title: str):  # -> rich.table.Table
+    from rich.table import Table
+
+    metrics: list[str] = [o.metric for o in view.objectives]
+    for r in records:
+        metrics.extend(m for m in r.metrics if m not in metrics)
+    on_front = {r.number for r in view.front()}
+    table = Table(title=title, show_lines=False)
+    table.add_column("#", justify="right")
+    table.add_column("state")
+    for m in metrics:
+        table.add_column(m, justify="right")
+    table.add_column("s", justify="right")
+    table.add_column("architecture", overflow="fold")
+    for r in records:
+        state = r.state if r.state != "complete" else ("infeasible" if r.violation > 0 else "ok")
+        if r.number in on_front:
+            state += " *"
+        arch = r.arch_str or r.key
+        if r.state != "complete" and r.error:
+            arch = f"{arch}  [{r.error[:80]}]"
+        table.add_row(
+            str(r.number), state, *[_fmt(r.metrics.get(m)) for m in metrics], f"{r.duration_s:.2f}", arch
+        )
+    return table
+
+
+def plot_front(view: RunView, out: Path, objectives: Sequence[Objective] | None = None) -> Path:
+    """Write the trials and their Pareto front as PNG (matplotlib) or HTML (plotly)."""
+    objectives = tuple(objectives or view.objectives)
+    if not 1 <= len(objectives) <= 3:
+        raise ReportError(f"a front plot shows 1 to 3 objectives, got {len(objectives)}")
+    pool = [r for r in view.records if r.state == "complete" and all(o.metric in r.metrics for o in objectives)]
+    if not pool:
+        raise ReportError(f"{view.run_dir}: no completed trial has {[o.metric for o in objectives]}")
+    members = {r.number for r in front(view.records, objectives)}
+    suffix = out.suffix.lower()
+    if suffix == ".png":
+        _plot_png(pool, members, objectives, out, view.run_dir.name)
+    elif suffix in (".html", ".htm"):
+        _plot_html(pool, members, objectives, out, view.run_dir.name)
+    else:
+        raise ReportError(f"--out {out}: unsupported format {suffix or '(none)'}; use .png or .html")
+    return out
+
+
+def _series(pool, members, objectives):
+    groups = {"front": [], "feasible": [], "infeasible": []}
+    for r in pool:
+        key = "front" if r.number in members else ("infeasible" if r.violation > 0 else "feasible")
+        groups[key].append(r)
+    return groups
+
+
+def _plot_png(pool, members, objectives, out: Path, title: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    groups = _series(pool, members, objectives)
+    style = {"feasible": dict(c="#9ecae1", marker="o", s=18), "infeasible": dict(c="#bbbbbb", marker="x", s=18),
+             "front": dict(c="#d62728", marker="*", s=80)}
+    fig = plt.figure(figsize=(7, 5))
+    names = [f"{o.metric} ({o.direction})" for o in objectives]
+    if len(objectives) == 1:
+        ax = fig.add_subplot()
+        o = objectives[0]
+        for key, rs in groups.items():
+            ax.scatter([r.number for r in rs], [r.metrics[o.metric] for r in rs], label=key, **style[key])
+        ordered = sorted(pool, key=lambda r: r.number)
+        best_so_far, cur = [], None
+        for r in ordered:
+            v = r.metrics[o.metric]
+            if r.violation <= 0 and (cur is None or o.score(v) > o.score(cur)):
+                cur = v
+            best_so_far.append(cur)
+        ax.step([r.number for r in ordered], best_so_far, where="post", c="#d62728", lw=1.2, label="best so far")
+        ax.set_xlabel("trial")
+        ax.set_ylabel(names[0])
+    elif len(objectives) == 2:
+        ax = fig.add_subplot()
+        for key, rs in groups.items():
+            ax.scatter([r.metrics[objectives[0].metric] for r in rs], [r.metrics[objectives[1].metric] for r in rs],
+                       label=key, **style[key])
+        f = sorted(groups["front"], key=lambda r: r.metrics[objectives[0].metric])
+        ax.plot([r.metrics[objectives[0].metric] for r in f], [r.metrics[objectives[1].metric] for r in f],
+                c="#d62728", lw=1, drawstyle="steps-post" if objectives[0].direction == objectives[1].direction else "default")
+        ax.set_xlabel(names[0])
+        ax.set_ylabel(names[1])
+    else:
+        ax = fig.add_subplot(projection="3d")
+        for key, rs in groups.items():
+            ax.scatter(*[[r.metrics[o.metric] for r in rs] for o in objectives], label=key, **style[key])
+        ax.set_xlabel(names[0])
+        ax.set_ylabel(names[1])
+        ax.set_zlabel(names[2])
+    ax.set_title(f"{title}: {len(pool)} trials, {len(members)} on the front")
+    ax.legend(loc="best", fontsize=8)
+    fig.tight_layout()
+    fig.savefig(out, dpi=120)
+    plt.close(fig)
+
+
+def _plot_html(pool, members, objectives, out: Path, title: str) -> None:
+    import plotly.graph_objects as go
+
+    groups = _series(pool, members, objectives)
+    colors = {"front": "#d62728", "feasible": "#6baed6", "infeasible": "#aaaaaa"}
+    fig = go.Figure()
+    for key, rs in groups.items():
+        if not rs:
+            continue
+        text = [f"#{r.number} {r.arch_str or r.key}" for r in rs]
+        coords = [[r.metrics[o.metric] for r in rs] for o in objectives]
+        marker = dict(color=colors[key], size=9 if key == "front" else 6, symbol="x" if key == "infeasible" else "circle")
+        if len(objectives) == 1:
+            fig.add_trace(go.Scatter(x=[r.number for r in rs], y=coords[0], mode="markers", name=key, text=text, marker=marker))
+        elif len(objectives) == 2:
+            fig.add_trace(go.Scatter(x=coords[0], y=coords[1], mode="markers", name=key, text=text, marker=marker))
+        else:
+            fig.add_trace(go.Scatter3d(x=coords[0], y=coords[1], z=coords[2], mode="markers", name=key, text=text, marker=marker))
+    names = [f"{o.metric} ({o.direction})" for o in objectives]
+    if len(objectives) == 1:
+        fig.update_layout(xaxis_title="trial", yaxis_title=names[0])
+    elif len(objectives) == 2:
+        fig.update_layout(xaxis_title=names[0], yaxis_title=names[1])
+    else:
+        fig.update_layout(scene=dict(xaxis_title=names[0], yaxis_title=names[1], zaxis_title=names[2]))
+    fig.update_layout(title=f"{title}: {len(pool)} trials, {len(members)} on the front")
+    fig.write_html(str(out), include_plotlyjs=True)

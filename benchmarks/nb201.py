@@ -1,0 +1,96 @@
+"""NAS-Bench-201 protocol benchmark of black-box controllers.
+
+    python -m benchmarks.nb201 --table PATH --dataset cifar10 --queries 100 --seeds 100 \
+        --controllers random,evolution,tpe --json OUT.json
+
+Each run (seed 0..N-1) lets a controller query ``--queries`` distinct architectures through the
+same :class:`automl.run.Run` loop as ``automl search`` (in-memory Optuna storage, no files),
+selects the best by ``{dataset}_valid_acc_12ep`` and reports its ``{dataset}_test_acc_200ep``
+(the protocol of the NAS-Bench-201 paper; test accuracy never reaches the controller).
+Prints a table and writes ``{"<controller>": {"mean", "std", "runs", "seconds"}}`` as JSON.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import optuna
+
+from automl.config import Component, RunConfig
+from automl.run import Run
+from evaluators.nb201_table import NB201TableEvaluator, find_shared_file
+
+
+def run_controller(
+    controller: str, evaluator: NB201TableEvaluator, queries: int, seeds: int, options: dict | None = None
+) -> tuple[list[float], float]:
+    """Test accuracy of the selected architecture for each seed, and total seconds."""
+    finals: list[float] = []
+    t0 = time.perf_counter()
+    for seed in range(seeds):
+        cfg = RunConfig(
+            space=Component("nb201"),
+            controller=Component(controller, dict(options or {})),
+            objectives=["valid_acc:max"],
+            budget=queries,
+            seed=seed,
+        )
+        run = Run(
+            cfg,
+            storage=optuna.storages.InMemoryStorage(),
+            write_files=False,
+            tensorboard=False,
+            evaluators=[evaluator],
+        )
+        summary = run.execute()
+        assert summary.best is not None, f"{controller} seed {seed}: no completed trial"
+        finals.append(summary.best.metrics["test_acc"])
+    return finals, time.perf_counter() - t0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--table", default=None, help="NB201 table CSV (default: ../shared/benchmarks/nb201_cifar10.csv)")
+    parser.add_argument("--dataset", default="cifar10", help="column prefix: cifar10, cifar100, imagenet16")
+    parser.add_argument("--queries", type=int, default=100, help="distinct architectures per run")
+    parser.add_argument("--seeds", type=int, default=100, help="runs with seeds 0..N-1")
+    parser.add_argument("--controllers", default="random,evolution,tpe", help="comma-separated controller names")
+    parser.add_argument("--json", dest="json_out", default=None, help="write results as JSON here")
+    args = parser.parse_args(argv)
+
+    table = args.table or find_shared_file("nb201_cifar10.csv", "AUTOML_NB201_TABLE")
+    if table is None or not Path(table).is_file():
+        print(f"error: NB201 table not found ({table or 'pass --table PATH'})", file=sys.stderr)
+        return 2
+    try:
+        evaluator = NB201TableEvaluator(table=str(table), dataset=args.dataset)
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+    results: dict[str, dict[str, float | int]] = {}
+    print(f"NAS-Bench-201 {args.dataset}: {args.queries} queries x {args.seeds} seeds, "
+          f"best by {evaluator.valid_column}, reporting {evaluator.test_column}")
+    print(f"{'controller':<12} {'mean':>8} {'std':>7} {'runs':>5} {'seconds':>9}")
+    for name in [c.strip() for c in args.controllers.split(",") if c.strip()]:
+        finals, seconds = run_controller(name, evaluator, args.queries, args.seeds)
+        row = {
+            "mean": statistics.fmean(finals),
+            "std": statistics.pstdev(finals) if len(finals) > 1 else 0.0,
+            "runs": len(finals),
+            "seconds": seconds,
+        }
+        results[name] = row
+        print(f"{name:<12} {row['mean']:>8.3f} {row['std']:>7.3f} {row['runs']:>5d} {row['seconds']:>9.1f}", flush=True)
+    if args.json_out:
+        Path(args.json_out).write_text(json.dumps(results, indent=2) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
