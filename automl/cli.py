@@ -31,7 +31,8 @@ def _fail(msg: str) -> None:
 def _console():
     from rich.console import Console
 
-    return Console(stderr=False)
+    # Piped output (logs, CI) gets a wide console so tables are not folded into 80 columns.
+    return Console() if sys.stdout.isatty() else Console(width=160)
 
 
 def _parse_sets(sets: list[str], cfg: Any) -> None:
@@ -200,7 +201,7 @@ def _listing(kind: str) -> None:
     from automl import registry
 
     table = Table(title=f"{kind}s")
-    table.add_column("name", style="bold")
+    table.add_column("name", style="bold", no_wrap=True)
     table.add_column("description")
     table.add_column("capabilities")
     for name in registry.names(kind):  # type: ignore[arg-type]

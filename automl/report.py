@@ -66,11 +66,11 @@ def trials_table(view: RunView, records: Sequence[TrialRecord], title: str):  # 
         metrics.extend(m for m in r.metrics if m not in metrics)
     on_front = {r.number for r in view.front()}
     table = Table(title=title, show_lines=False)
-    table.add_column("#", justify="right")
-    table.add_column("state")
+    table.add_column("#", justify="right", no_wrap=True)
+    table.add_column("state", no_wrap=True)
     for m in metrics:
-        table.add_column(m, justify="right")
-    table.add_column("s", justify="right")
+        table.add_column(m, justify="right", no_wrap=True)
+    table.add_column("s", justify="right", no_wrap=True)
     table.add_column("architecture", overflow="fold")
     for r in records:
         state = r.state if r.state != "complete" else ("infeasible" if r.violation > 0 else "ok")
