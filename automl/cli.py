@@ -228,6 +228,36 @@ def evaluators() -> None:
     _listing("evaluator")
 
 
+@app.command()
+def blocks(
+    name: Annotated[str | None, typer.Argument(help="a block name: show its options")] = None,
+    kind: Annotated[str | None, typer.Option(help="only this kind: conv, attention, context, decoder, video")] = None,
+) -> None:
+    """List the block catalogue (name, kind, paper, params at 64->64, ONNX), or one block."""
+    from rich.table import Table
+
+    from automl import catalogue
+    from search_spaces.blocks import KINDS, block_names
+
+    if name is not None:
+        if name not in block_names():
+            _fail(f"unknown block {name!r}; known blocks: {', '.join(block_names())}")
+        print(catalogue.describe_block(name))
+        return
+    if kind is not None and kind not in KINDS:
+        _fail(f"unknown kind {kind!r}; kinds: {', '.join(KINDS)}")
+    table = Table(title="block catalogue")
+    for col, kw in (("name", {"no_wrap": True, "style": "bold"}), ("kind", {"no_wrap": True}), ("paper", {}),
+                    ("params", {"justify": "right", "no_wrap": True}), ("ONNX", {})):
+        table.add_column(col, **kw)
+    shown = [r for r in catalogue.rows() if kind is None or r.kind == kind]
+    for r in shown:
+        table.add_row(r.name, r.kind, r.paper, f"{r.params:,}", r.onnx)
+    console = _console()
+    console.print(table)
+    console.print(f"{len(shown)} block(s); details: automl blocks NAME")
+
+
 def main(argv: list[str] | None = None) -> None:
     """Console-script entry point: user errors become one line and exit code 2."""
     try:

@@ -104,3 +104,51 @@ class Controller:
         if result.values is None:
             return tuple(-math.inf for _ in self.objectives)
         return tuple(o.score(v) for o, v in zip(self.objectives, result.values, strict=True))
+
+
+@dataclass
+class SearchData:
+    """In-memory training data handed to a weight-sharing controller.
+
+    ``images``/``targets`` are the run's training split (the validation split stays with the
+    evaluators); the controller splits them into its own two disjoint halves (weights /
+    architecture). ``ignore_index`` applies to segmentation targets.
+    """
+
+    images: Any  # torch.Tensor [N, C, H, W], float
+    targets: Any  # torch.Tensor [N] (classification) or [N, H, W] (segmentation), long
+    ignore_index: int = -100
+
+
+class WeightSharingController(Controller):
+    """Controllers that search a supernet instead of proposing architectures one by one.
+
+    The run loop calls :meth:`search` once with ``space.supernet(task, **supernet_options)``;
+    the architectures it returns are then evaluated and stored like any other trials.
+    ``ask``/``tell`` are not used for these controllers.
+    """
+
+    requires: ClassVar[frozenset[str]] = frozenset({"supernet"})
+    multi_objective: ClassVar[bool] = False
+
+    def supernet_options(self) -> dict[str, Any]:
+        """Keyword options for ``space.supernet`` (relaxation, partial channels, sizes)."""
+        return {}
+
+    def search(
+        self,
+        supernet: Any,
+        data: SearchData,
+        *,
+        device: str = "cpu",
+        checkpoint_dir: Any = None,
+        writer: Any = None,
+        log: Any = None,
+        latency_lut: Mapping[str, float] | None = None,
+    ) -> list[Arch]:
+        """Optimise the supernet; return the derived architecture(s), best first.
+
+        With ``checkpoint_dir`` the supernet state is saved every epoch and a later call with
+        the same directory continues from the last checkpoint.
+        """
+        raise TypeError(f"controller {self.name!r} does not implement search()")
