@@ -72,6 +72,7 @@ def search(
     dataset: Annotated[str | None, typer.Option(help="dataset spec for training evaluators")] = None,
     device: Annotated[str | None, typer.Option(help="cpu, cuda, cuda:1, ...")] = None,
     pruner: Annotated[str | None, typer.Option(help="none, median or successive-halving")] = None,
+    mnas_reward: Annotated[str | None, typer.Option(help="derived metric ACC,LAT,TARGET[,W] (MnasNet reward)")] = None,
     set_: Annotated[list[str] | None, typer.Option("--set", help="component option, e.g. controller.population=20")] = None,
     resume: Annotated[Path | None, typer.Option(help="continue the run in this directory")] = None,
     progress: Annotated[bool, typer.Option(help="show a progress bar")] = True,
@@ -84,7 +85,7 @@ def search(
     try:
         if resume is not None:
             if config is not None or any(v is not None for v in (space, controller, evaluator, objective, constraint,
-                                                                  run_dir, storage, dataset, set_)):
+                                                                  run_dir, storage, dataset, set_, mnas_reward)):
                 _fail("--resume continues a run as configured; only --budget, --seed, --device and --pruner may be given with it")
             cfg = RunConfig.from_file(resume / "config.yaml") if (resume / "config.yaml").is_file() else None
             if cfg is None:
@@ -94,7 +95,8 @@ def search(
             cfg = RunConfig.from_file(config) if config is not None else RunConfig()
         overrides = {"space": space, "controller": controller, "evaluators": evaluator, "objectives": objective,
                      "constraints": constraint, "budget": budget, "seed": seed, "run_dir": run_dir,
-                     "storage": storage, "dataset": dataset, "device": device, "pruner": pruner}
+                     "storage": storage, "dataset": dataset, "device": device, "pruner": pruner,
+                     "mnas_reward": mnas_reward}
         for key, value in overrides.items():
             if value is not None and value != []:
                 cfg.set(key, value)

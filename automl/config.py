@@ -7,6 +7,7 @@ evaluators:
   - {name: nb201-table, table: ../shared/benchmarks/nb201_cifar10.csv}
 objectives: ["valid_acc:max"]     # METRIC:max|min, several allowed
 constraints: []                   # e.g. ["latency_ms<=20"]
+mnas_reward: null                 # e.g. {accuracy: val_acc, latency: latency_ms, target: 20}
 budget: 100
 seed: 0
 run_dir: runs/nb201-evo
@@ -21,7 +22,7 @@ from typing import Any
 
 import yaml
 
-from automl.objectives import SpecError, parse_constraint, parse_objective
+from automl.objectives import SpecError, parse_constraint, parse_mnas, parse_objective
 
 
 @dataclass
@@ -67,6 +68,7 @@ class RunConfig:
     dataset: str | None = None
     device: str = "cpu"
     pruner: str = "none"
+    mnas_reward: Any = None
 
     @classmethod
     def keys(cls) -> list[str]:
@@ -123,6 +125,9 @@ class RunConfig:
                     raise SpecError(f"{key}: expected an integer, got {value!r}") from None
             if key == "budget" and value < 1:
                 raise SpecError(f"budget: expected a positive integer, got {value}")
+        elif key == "mnas_reward":
+            if value is not None:
+                parse_mnas(value)
         elif key == "pruner":
             if value not in ("none", "median", "successive-halving"):
                 raise SpecError(f"pruner: {value!r} is not one of none, median, successive-halving")

@@ -36,6 +36,7 @@ BUILTIN: dict[str, dict[str, str]] = {
         "train": "evaluators.train:TrainEvaluator",
         "cost": "evaluators.cost:CostEvaluator",
         "latency": "evaluators.latency:LatencyEvaluator",
+        "latency-lut": "evaluators.latency_lut:LatencyLUTEvaluator",
     },
 }
 GROUPS: dict[str, str] = {

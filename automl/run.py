@@ -26,7 +26,7 @@ import optuna
 from automl import registry
 from automl.config import RunConfig
 from automl.front import best, front
-from automl.objectives import Constraint, SpecError, parse_constraint, parse_objective, total_violation
+from automl.objectives import Constraint, SpecError, parse_constraint, parse_mnas, parse_objective, total_violation
 from automl.store import TrialRecord, TrialStore, default_storage
 from controllers.base import Controller, Objective
 from evaluators.base import EvalContext, Evaluator, TrialPruned
@@ -95,6 +95,11 @@ class Run:
         self.hidden = {m for e in self.evaluators for m in getattr(e, "report_only", ())}
         provided = [set(getattr(e, "provides", ())) for e in self.evaluators]
         known = set().union(*provided) if provided and all(provided) else None
+        self.mnas = parse_mnas(cfg.mnas_reward) if cfg.mnas_reward is not None else None
+        if self.mnas is not None:
+            for m in (self.mnas.accuracy, self.mnas.latency):
+                _objective_visible(m, self.hidden, known, "mnas_reward")
+            known = None if known is None else known | {"mnas_reward"}
 
         if not cfg.objectives:
             default = next((e.default_objective for e in self.evaluators if getattr(e, "default_objective", None)), None)
@@ -177,7 +182,7 @@ class Run:
         if storage is None:
             storage = cfg.storage or (default_storage(str(self.run_dir)) if self.run_dir else None)
         study_name = cfg.study_name or (self.run_dir.name if self.run_dir else "automl")
-        self.store = TrialStore(storage, study_name, self.objectives)
+        self.store = TrialStore(storage, study_name, self.objectives, pruner=_pruner(cfg.pruner))
         self.writer = None
         if tensorboard and self.run_dir is not None:
             from torch.utils.tensorboard import SummaryWriter
@@ -219,6 +224,8 @@ class Run:
                     ctx.metrics[str(k)] = float(v)
                 except (TypeError, ValueError):
                     raise TypeError(f"evaluator {getattr(ev, 'name', ev)!r}: metric {k!r} is not a number ({v!r})") from None
+        if self.mnas is not None:
+            ctx.metrics["mnas_reward"] = self.mnas(ctx.metrics)
         return ctx.metrics
 
     def _score(self, metrics: Mapping[str, float]) -> tuple[tuple[float, ...], float]:
@@ -352,6 +359,15 @@ class Run:
     def close(self) -> None:
         if self.writer is not None:
             self.writer.close()
+
+
+def _pruner(name: str) -> optuna.pruners.BasePruner:
+    """Optuna pruner for ``--pruner`` (intermediate values come from ``ctx.report``)."""
+    if name == "median":
+        return optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=1)
+    if name == "successive-halving":
+        return optuna.pruners.SuccessiveHalvingPruner()
+    return optuna.pruners.NopPruner()
 
 
 class _Progress:

@@ -71,16 +71,17 @@ class TrialStore:
         objectives: Sequence[Objective],
         *,
         create: bool = True,
+        pruner: optuna.pruners.BasePruner | None = None,
     ) -> None:
         optuna.logging.set_verbosity(logging.WARNING)
         self.objectives = tuple(objectives)
         directions = ["maximize" if o.direction == "max" else "minimize" for o in objectives]
         if create:
             self.study = optuna.create_study(
-                storage=storage, study_name=study_name, directions=directions, load_if_exists=True
+                storage=storage, study_name=study_name, directions=directions, load_if_exists=True, pruner=pruner
             )
         else:
-            self.study = optuna.load_study(storage=storage, study_name=study_name)
+            self.study = optuna.load_study(storage=storage, study_name=study_name, pruner=pruner)
         if create and self.study.user_attrs.get("objectives") is None:
             self.study.set_user_attr("objectives", [str(o) for o in objectives])
 

@@ -14,13 +14,14 @@ capability     meaning
 ``graph``      ``graph(arch)`` returns a networkx layer graph
 ``neighbors``  ``neighbors(arch)`` yields morphed architectures (Auto-Keras)
 ``supernet``   ``supernet(task)`` returns a weight-sharing network
+``lut``        ``lut_entries(task)`` / ``lut_keys(arch, task)``: latency look-up tables
 =============  =================================================================
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
@@ -33,7 +34,7 @@ if TYPE_CHECKING:  # torch and networkx are only needed by spaces that build net
 Arch = Mapping[str, Any]
 Choice = str | int | float | bool
 
-CAPABILITIES = ("decisions", "graph", "neighbors", "supernet")
+CAPABILITIES = ("decisions", "graph", "neighbors", "supernet", "lut")
 
 
 class CapabilityError(TypeError):
@@ -61,6 +62,20 @@ class Decision:
             raise ValueError(f"decision {self.name!r} has no choices")
         if len(set(self.choices)) != len(self.choices):
             raise ValueError(f"decision {self.name!r} has repeated choices: {self.choices}")
+
+
+@dataclass(frozen=True)
+class LutEntry:
+    """One block configuration a space can produce, measured once for a latency look-up table.
+
+    ``factory()`` builds the module; ``input_shapes`` are its inputs without the batch axis.
+    With ``baseline`` (another entry's key) the table stores the difference of the two
+    measurements: a replacement cost, e.g. "this op instead of the identity inside a cell".
+    """
+
+    factory: Callable[[], Any]
+    input_shapes: tuple[tuple[int, ...], ...]
+    baseline: str | None = None
 
 
 @dataclass(frozen=True)
@@ -161,8 +176,16 @@ class SearchSpace:
     def neighbors(self, arch: Arch) -> Iterable[Arch]:
         raise CapabilityError(f"space {self.name!r} does not offer 'neighbors'")
 
-    def supernet(self, task: Task | None = None) -> Any:
+    def supernet(self, task: Task | None = None, **options: Any) -> Any:
         raise CapabilityError(f"space {self.name!r} does not offer 'supernet'")
+
+    def lut_entries(self, task: Task | None = None) -> dict[str, LutEntry]:
+        """Every block configuration the space can produce for ``task``, keyed for a LUT."""
+        raise CapabilityError(f"space {self.name!r} does not offer 'lut'")
+
+    def lut_keys(self, arch: Arch, task: Task | None = None) -> list[str]:
+        """The LUT keys whose latencies add up to ``arch``'s predicted latency (with repeats)."""
+        raise CapabilityError(f"space {self.name!r} does not offer 'lut'")
 
     # -- presentation ------------------------------------------------------------------------
     def describe(self, arch: Arch) -> str:

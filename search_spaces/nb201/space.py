@@ -8,7 +8,8 @@ from typing import Any, ClassVar
 
 import networkx as nx
 
-from search_spaces.base import Arch, Decision, SearchSpace, Task
+from search_spaces.base import Arch, Decision, LutEntry, SearchSpace, Task
+from search_spaces.nb201 import lut
 from search_spaces.nb201.network import EDGE_LIST, NB201Network
 
 OPS: tuple[str, ...] = ("none", "skip_connect", "nor_conv_1x1", "nor_conv_3x3", "avg_pool_3x3")
@@ -27,7 +28,7 @@ class NB201Space(SearchSpace):
 
     name: ClassVar[str] = "nb201"
     description: ClassVar[str] = "NAS-Bench-201 cell: 6 edges x {none, skip, conv1x1, conv3x3, avgpool3x3}"
-    offers: ClassVar[frozenset[str]] = frozenset({"decisions", "graph"})
+    offers: ClassVar[frozenset[str]] = frozenset({"decisions", "graph", "lut"})
     default_task: ClassVar[Task] = Task("classification", 3, (32, 32), 10)
 
     def __init__(self, channels: int = 16, cells_per_stage: int = 5) -> None:
@@ -62,6 +63,13 @@ class NB201Space(SearchSpace):
             if arch[e] != "none":
                 g.add_edge(i, j, op=arch[e])
         return g
+
+    # -- latency look-up tables -----------------------------------------------------------------
+    def lut_entries(self, task: Task | None = None) -> dict[str, LutEntry]:
+        return lut.lut_entries(task or self.default_task, self.channels, self.cells_per_stage)
+
+    def lut_keys(self, arch: Arch, task: Task | None = None) -> list[str]:
+        return lut.lut_keys(self.validate(arch), EDGES, task or self.default_task, self.channels, self.cells_per_stage)
 
     # -- the official string ------------------------------------------------------------------
     def describe(self, arch: Arch) -> str:
