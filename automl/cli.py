@@ -197,6 +197,51 @@ def pareto(
     _console().print(f"wrote {path}: {len(view.records)} trial(s), {len(front)} on the front")
 
 
+@app.command()
+def export(
+    run_dir: Annotated[Path, typer.Argument(help="a run directory")],
+    trial: Annotated[str, typer.Option(help="trial number or 'best'")] = "best",
+    objective: Annotated[str | None, typer.Option(help="pick 'best' by this METRIC:max|min (default: the first objective)")] = None,
+    format_: Annotated[str, typer.Option("--format", help="torchscript, onnx, pt2 or all (comma-separated)")] = "all",
+    out: Annotated[Path | None, typer.Option(help="output folder (default RUN_DIR/export/trial-N)")] = None,
+    train_epochs: Annotated[int | None, typer.Option(help="retrain for N epochs instead of loading saved weights")] = None,
+    device: Annotated[str, typer.Option(help="device for retraining")] = "cpu",
+) -> None:
+    """Export a trial's network as TorchScript / ONNX / torch.export artefacts + model_card.json."""
+    from automl.export import FORMATS, TOLERANCE, ExportError, export_run
+    from automl.objectives import SpecError
+
+    formats = list(FORMATS) if format_ == "all" else [f.strip() for f in format_.split(",") if f.strip()]
+    if train_epochs is not None and train_epochs < 1:
+        _fail(f"--train-epochs must be a positive integer, got {train_epochs}")
+    console = _console()
+    target = out
+    try:
+        if target is None:
+            from automl.report import open_run
+
+            from automl.export import _select
+
+            target = run_dir / "export" / f"trial-{_select(open_run(run_dir), trial, objective).number}"
+        result = export_run(run_dir, target, trial=trial, objective=objective, formats=formats,
+                            train_epochs=train_epochs, device=device, log=lambda m: console.print(f"[dim]{m}[/dim]"))
+    except (ExportError, SpecError) as exc:
+        _fail(str(exc))
+    except Exception as exc:  # an exporter failure: say which and why, in one line
+        from automl.report import ReportError
+
+        if isinstance(exc, ReportError):
+            _fail(str(exc))
+        _fail(f"export failed: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}")
+    rec = result.trial
+    console.print(f"trial {rec.number} ({rec.arch_str or rec.key}); weights: {result.weights}")
+    for fmt, path in result.files.items():
+        diffs = ", ".join(f"{k} {v:.2e}" for k, v in result.parity[fmt].items())
+        ok = all(v <= TOLERANCE[fmt] for v in result.parity[fmt].values())
+        console.print(f"  {fmt:<12} {path}   parity max |diff|: {diffs}  {'ok' if ok else 'ABOVE ' + str(TOLERANCE[fmt])}")
+    console.print(f"  model card   {result.out_dir / 'model_card.json'}")
+
+
 def _listing(kind: str) -> None:
     from rich.table import Table
 

@@ -13,6 +13,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 import shutil
 import time
@@ -54,6 +55,15 @@ def _objective_visible(metric: str, hidden: set[str], known: set[str] | None, wh
         raise RunSetupError(f"{what} {metric!r} is a report-only metric; controllers may not see it")
     if known is not None and metric not in known:
         raise RunSetupError(f"{what} metric {metric!r} is not produced by the evaluators; they provide: {', '.join(sorted(known))}")
+
+
+def _suggested_objective(evaluators: Sequence[Any], task: Task) -> str | None:
+    for ev in evaluators:
+        suggest = getattr(ev, "objective_for", None)
+        objective = suggest(task) if suggest else getattr(ev, "default_objective", None)
+        if objective:
+            return objective
+    return None
 
 
 class Run:
@@ -101,8 +111,19 @@ class Run:
                 _objective_visible(m, self.hidden, known, "mnas_reward")
             known = None if known is None else known | {"mnas_reward"}
 
+        self.dataset = None
+        self.task: Task = self.space.default_task
+        if cfg.dataset or any(getattr(e, "needs_dataset", False) for e in self.evaluators):
+            from evaluators.datasets import load_dataset
+
+            try:
+                self.dataset = load_dataset(cfg.dataset, task_kind=self.space.default_task.kind, seed=cfg.seed)
+            except ValueError as exc:
+                raise RunSetupError(str(exc)) from None
+            self.task = self.dataset.task
+            cfg.dataset = self.dataset.spec
         if not cfg.objectives:
-            default = next((e.default_objective for e in self.evaluators if getattr(e, "default_objective", None)), None)
+            default = _suggested_objective(self.evaluators, self.task)
             if default is None:
                 raise RunSetupError("no objective given and the evaluators suggest none; pass --objective METRIC:max|min")
             cfg.objectives = [default]
@@ -120,16 +141,6 @@ class Run:
                 f"(got {len(self.objectives)})"
             )
 
-        self.dataset = None
-        self.task: Task = self.space.default_task
-        if cfg.dataset:
-            from evaluators.datasets import load_dataset
-
-            try:
-                self.dataset = load_dataset(cfg.dataset, task_kind=self.space.default_task.kind, seed=cfg.seed)
-            except ValueError as exc:
-                raise RunSetupError(str(exc)) from None
-            self.task = self.dataset.task
         for ev in self.evaluators:
             try:
                 ev.setup(self.space, self.task)
@@ -179,6 +190,9 @@ class Run:
             self.run_dir.mkdir(parents=True, exist_ok=True)
             if not self.resume:
                 cfg.dump(self.run_dir / "config.yaml")
+                if self.dataset is not None:
+                    record = {"summary": self.dataset.summary(), "split": self.dataset.split_record()}
+                    (self.run_dir / "dataset.json").write_text(json.dumps(record) + "\n")
         if storage is None:
             storage = cfg.storage or (default_storage(str(self.run_dir)) if self.run_dir else None)
         study_name = cfg.study_name or (self.run_dir.name if self.run_dir else "automl")

@@ -11,7 +11,9 @@ Class attributes declare what the run loop needs to know before any work:
 * ``provides``: metric names it returns (for listing and for validating objectives);
 * ``report_only``: metrics that are stored and reported but never shown to a controller
   (the NAS-Bench-201 200-epoch test accuracy, for instance);
-* ``default_objective``: the objective used when the user names none.
+* ``default_objective``: the objective used when the user names none (``objective_for(task)``
+  may refine it per task);
+* ``needs_dataset``: the run loads its dataset (the task's default when none is given).
 """
 
 from __future__ import annotations
@@ -69,6 +71,7 @@ class Evaluator:
     provides: ClassVar[tuple[str, ...]] = ()
     report_only: ClassVar[tuple[str, ...]] = ()
     default_objective: ClassVar[str | None] = None  # e.g. "val_acc:max", used when none is given
+    needs_dataset: ClassVar[bool] = False
 
     def __init__(self, **options: Any) -> None:
         if options:
@@ -76,6 +79,10 @@ class Evaluator:
 
     def setup(self, space: SearchSpace, task: Task) -> None:
         """Called once before the first trial: check compatibility, load tables."""
+
+    def objective_for(self, task: Task) -> str | None:
+        """The objective to optimise when the user names none."""
+        return self.default_objective
 
     def evaluate(self, arch: Arch, model: Any, ctx: EvalContext) -> Mapping[str, float]:
         raise EvaluationError(f"evaluator {self.name!r} does not implement evaluate()")

@@ -1,0 +1,267 @@
+"""The in-memory dataset every trained evaluator reads, and its seeded train/val split.
+
+Images are kept as ``uint8`` tensors ``[N, C, H, W]`` (compact: CIFAR-10 is 150 MB) and turned
+into normalised ``float32`` on first use per device (:meth:`Dataset.tensors`, cached), so a
+training loop only slices ready tensors. Normalisation follows the torchvision convention:
+``x = (pixel / 255 - mean) / std`` with per-channel ``mean`` / ``std`` measured on the
+training part only (no validation statistics leak into training).
+
+The split is seeded and recorded (``split_record``) as indices into the source arrays, so a
+run can write it next to its trials and a later run can check it trained on the same images.
+Classification splits are stratified (each class keeps ``val_fraction`` of its samples).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import numpy as np
+import torch
+
+from search_spaces.base import Task
+
+Kind = Literal["classification", "segmentation"]
+PARTS = ("train", "val", "test")
+
+
+class DatasetError(ValueError):
+    """A dataset spec or file is unusable; the message is one line naming what and what is accepted."""
+
+
+@dataclass(eq=False)
+class Dataset:
+    """Train / val (and optional test) tensors with the task they define.
+
+    ``images[part]`` is ``uint8 [N, C, H, W]``; ``targets[part]`` is ``int64 [N]`` (labels) or
+    ``int64 [N, H, W]`` (masks, where ``ignore_index`` marks pixels that count for nothing).
+    """
+
+    spec: str
+    task: Task
+    images: dict[str, torch.Tensor]
+    targets: dict[str, torch.Tensor]
+    mean: tuple[float, ...]
+    std: tuple[float, ...]
+    class_names: tuple[str, ...]
+    ignore_index: int | None = None
+    split: dict[str, Any] = field(default_factory=dict)
+    _cache: dict[tuple[str, str], tuple[torch.Tensor, torch.Tensor]] = field(
+        default_factory=dict, repr=False
+    )
+
+    @property
+    def kind(self) -> str:
+        return self.task.kind
+
+    @property
+    def parts(self) -> tuple[str, ...]:
+        return tuple(p for p in PARTS if p in self.images)
+
+    def num_samples(self, part: str = "train") -> int:
+        return int(self._part(part).shape[0])
+
+    def tensors(self, part: str = "train", device: str | torch.device = "cpu") -> tuple[torch.Tensor, torch.Tensor]:
+        """Normalised ``float32`` images and ``int64`` targets of ``part`` on ``device`` (cached)."""
+        key = (part, str(torch.device(device)))
+        if key not in self._cache:
+            raw = self._part(part).to(device)
+            mean = torch.tensor(self.mean, device=raw.device).view(1, -1, 1, 1)
+            std = torch.tensor(self.std, device=raw.device).view(1, -1, 1, 1)
+            x = raw.float().mul_(1.0 / 255.0).sub_(mean).div_(std)
+            self._cache[key] = (x, self.targets[part].to(device))
+        return self._cache[key]
+
+    def batches(
+        self,
+        part: str = "train",
+        batch_size: int = 64,
+        *,
+        shuffle: bool = False,
+        generator: torch.Generator | None = None,
+        device: str | torch.device = "cpu",
+        drop_last: bool = False,
+    ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        """Minibatches of ``part``: one gather per epoch when shuffling, then free slices.
+
+        ``drop_last`` drops a final partial batch (BatchNorm cannot train on one sample), but
+        never the only batch of a part smaller than ``batch_size``.
+        """
+        x, y = self.tensors(part, device)
+        n = x.shape[0]
+        if shuffle:
+            perm = torch.randperm(n, generator=generator).to(x.device)
+            x, y = x[perm], y[perm]
+        stop = n - n % batch_size if drop_last and n >= batch_size else n
+        for start in range(0, stop, batch_size):
+            yield x[start : start + batch_size], y[start : start + batch_size]
+
+    def split_record(self) -> dict[str, Any]:
+        """JSON-serialisable record of the split (indices into the source arrays)."""
+        return {"spec": self.spec, **self.split}
+
+    def summary(self) -> dict[str, Any]:
+        """Short JSON-serialisable description (for a run's config and reports)."""
+        return {
+            "spec": self.spec,
+            "kind": self.task.kind,
+            "in_channels": self.task.in_channels,
+            "input_size": list(self.task.input_size),
+            "num_classes": self.task.num_classes,
+            "class_names": list(self.class_names),
+            "ignore_index": self.ignore_index,
+            "samples": {p: self.num_samples(p) for p in self.parts},
+            "mean": list(self.mean),
+            "std": list(self.std),
+        }
+
+    def _part(self, part: str) -> torch.Tensor:
+        if part not in self.images:
+            raise KeyError(f"dataset {self.spec!r} has no part {part!r}; parts: {list(self.parts)}")
+        return self.images[part]
+
+    def __getstate__(self) -> dict[str, Any]:  # device caches never travel (Ray, pickling)
+        state = dict(self.__dict__)
+        state["_cache"] = {}
+        return state
+
+
+def build_dataset(
+    spec: str,
+    kind: Kind,
+    images: np.ndarray,
+    targets: np.ndarray,
+    *,
+    class_names: Sequence[str] | None = None,
+    ignore_index: int | None = None,
+    seed: int = 0,
+    val_fraction: float = 0.2,
+    limit: int | None = None,
+    test: tuple[np.ndarray, np.ndarray] | None = None,
+) -> Dataset:
+    """Check source arrays (``images`` uint8 ``[N, H, W, C]``), split them and wrap them.
+
+    ``limit`` keeps a seeded random subset of at most that many source samples before the
+    split; ``test`` is an official held-out part (CIFAR-10 ``test_batch``) kept as is.
+    """
+    if isinstance(val_fraction, bool) or not isinstance(val_fraction, (int, float)) or not 0.0 < val_fraction < 1.0:
+        raise DatasetError(f"{spec}: val_fraction must be in (0, 1), got {val_fraction!r}")
+    _check_arrays(spec, kind, images, targets)
+    if test is not None:
+        _check_arrays(spec + " (test part)", kind, *test)
+        if test[0].shape[1:] != images.shape[1:]:
+            raise DatasetError(
+                f"{spec}: test images are {test[0].shape[1:]} but train images are {images.shape[1:]}"
+            )
+    num_classes = _num_classes(spec, targets, class_names, ignore_index, test)
+    names = tuple(class_names) if class_names is not None else tuple(str(i) for i in range(num_classes))
+
+    pool = np.arange(len(images))
+    if limit is not None and limit < len(pool):
+        pool = np.sort(np.random.default_rng([seed, 0]).permutation(len(pool))[:limit])
+    strata = targets[pool] if kind == "classification" else None
+    train_pos, val_pos = _split(spec, len(pool), strata, val_fraction, seed)
+    train_idx, val_idx = pool[train_pos], pool[val_pos]
+
+    parts = {"train": (images[train_idx], targets[train_idx]), "val": (images[val_idx], targets[val_idx])}
+    if test is not None:
+        parts["test"] = test
+    mean, std = _channel_stats(parts["train"][0])
+    _, height, width, channels = images.shape
+    task = Task(kind=kind, in_channels=channels, input_size=(height, width), num_classes=num_classes)
+    return Dataset(
+        spec=spec,
+        task=task,
+        images={p: torch.from_numpy(a).permute(0, 3, 1, 2).contiguous() for p, (a, _) in parts.items()},
+        targets={p: torch.from_numpy(t.astype(np.int64)) for p, (_, t) in parts.items()},
+        mean=mean,
+        std=std,
+        class_names=names,
+        ignore_index=ignore_index,
+        split={
+            "seed": seed,
+            "val_fraction": val_fraction,
+            "stratified": strata is not None,
+            "source_size": int(len(images)),
+            "train": train_idx.tolist(),
+            "val": val_idx.tolist(),
+        },
+    )
+
+
+def _check_arrays(spec: str, kind: Kind, images: np.ndarray, targets: np.ndarray) -> None:
+    if images.dtype != np.uint8:
+        raise DatasetError(f"{spec}: images must be uint8 (0..255), got {images.dtype}")
+    if images.ndim != 4 or images.shape[-1] not in (1, 2, 3, 4) or 0 in images.shape:
+        raise DatasetError(f"{spec}: images must be [N, H, W] or [N, H, W, C] with C in 1..4, got {list(images.shape)}")
+    if not np.issubdtype(targets.dtype, np.integer):
+        what = "labels" if kind == "classification" else "masks"
+        raise DatasetError(f"{spec}: {what} must be integers, got {targets.dtype}")
+    if kind == "classification" and targets.shape != images.shape[:1]:
+        raise DatasetError(f"{spec}: labels must be [N] = [{images.shape[0]}], got {list(targets.shape)}")
+    if kind == "segmentation" and targets.shape != images.shape[:3]:
+        raise DatasetError(
+            f"{spec}: masks must be [N, H, W] = {list(images.shape[:3])} like the images, got {list(targets.shape)}"
+        )
+    if len(images) < 2:
+        raise DatasetError(f"{spec}: needs at least 2 samples to split, got {len(images)}")
+
+
+def _num_classes(
+    spec: str,
+    targets: np.ndarray,
+    class_names: Sequence[str] | None,
+    ignore_index: int | None,
+    test: tuple[np.ndarray, np.ndarray] | None,
+) -> int:
+    values = np.unique(targets if test is None else np.concatenate([targets.ravel(), test[1].ravel()]))
+    if ignore_index is not None:
+        values = values[values != ignore_index]
+    if len(values) == 0:
+        raise DatasetError(f"{spec}: every target equals ignore_index={ignore_index}")
+    if values[0] < 0:
+        raise DatasetError(f"{spec}: class ids must be >= 0 (or ignore_index), found {int(values[0])}")
+    num_classes = int(values[-1]) + 1
+    if class_names is not None:
+        if num_classes > len(class_names):
+            raise DatasetError(
+                f"{spec}: class id {num_classes - 1} has no name; {len(class_names)} class names given"
+            )
+        num_classes = len(class_names)
+    if num_classes < 2:
+        raise DatasetError(f"{spec}: needs at least 2 classes, found class ids {values.tolist()}")
+    return num_classes
+
+
+def _split(
+    spec: str, n: int, strata: np.ndarray | None, val_fraction: float, seed: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Seeded split of ``range(n)``; stratified by ``strata`` when given. Sorted positions."""
+    rng = np.random.default_rng([seed, 1])
+    groups = [np.arange(n)] if strata is None else [np.flatnonzero(strata == c) for c in np.unique(strata)]
+    val: list[np.ndarray] = []
+    for members in groups:
+        k = int(round(len(members) * val_fraction))
+        k = min(max(k, 1 if len(members) > 1 else 0), len(members) - 1)
+        val.append(rng.permutation(members)[:k])
+    val_idx = np.sort(np.concatenate(val))
+    train_idx = np.setdiff1d(np.arange(n), val_idx)
+    if len(val_idx) == 0 or len(train_idx) == 0:
+        raise DatasetError(f"{spec}: val_fraction={val_fraction} leaves an empty part with {n} samples")
+    return train_idx, val_idx
+
+
+def _channel_stats(images: np.ndarray, chunk: int = 4096) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """Per-channel mean / std of uint8 ``[N, H, W, C]`` in [0, 1] units (chunked, float64)."""
+    channels = images.shape[-1]
+    total = np.zeros(channels)
+    squares = np.zeros(channels)
+    for start in range(0, len(images), chunk):
+        block = images[start : start + chunk].reshape(-1, channels).astype(np.float64) / 255.0
+        total += block.sum(0)
+        squares += np.square(block).sum(0)
+    count = images.size / channels
+    mean = total / count
+    std = np.sqrt(np.maximum(squares / count - mean**2, 0.0))
+    return tuple(float(m) for m in mean), tuple(float(max(s, 1e-3)) for s in std)

@@ -1,0 +1,214 @@
+"""Source readers: each turns one spec into arrays for :func:`build_dataset`.
+
+Every reader returns ``(images uint8 [N, H, W, C], targets, extras)`` where ``extras`` holds
+``class_names`` / ``ignore_index`` / ``test`` when the source has them. Readers check their
+format and raise :class:`DatasetError` with one line naming the file and what is accepted.
+"""
+
+from __future__ import annotations
+
+import pickle
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from evaluators.data.dataset import DatasetError
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm")
+Arrays = tuple[np.ndarray, np.ndarray, dict[str, Any]]
+
+
+def read_digits() -> Arrays:
+    """scikit-learn's bundled 8x8 digits (1797 images, values 0..16 rescaled to 0..255)."""
+    from sklearn.datasets import load_digits
+
+    bunch = load_digits()
+    images = np.rint(bunch.images * (255.0 / 16.0)).astype(np.uint8)[..., None]
+    return images, bunch.target.astype(np.int64), {"class_names": [str(c) for c in bunch.target_names]}
+
+
+def read_npz(spec: str, path: Path, kind: str | None) -> Arrays:
+    """``images`` [N,H,W] / [N,H,W,C] uint8 with ``labels`` [N] or ``masks`` [N,H,W].
+
+    Optional keys: ``ignore_index`` (scalar), ``class_names`` (strings). When both ``labels``
+    and ``masks`` are present the task kind decides which is used.
+    """
+    _need_file(spec, path)
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            arrays = {k: data[k] for k in data.files}
+    except Exception as exc:  # zip / format errors from numpy
+        raise DatasetError(f"{spec}: cannot read as .npz ({type(exc).__name__}: {exc})") from None
+    if "images" not in arrays:
+        raise DatasetError(f"{spec}: no 'images' array; found {sorted(arrays)}, expected images + labels or masks")
+    has = [k for k in ("labels", "masks") if k in arrays]
+    if not has:
+        raise DatasetError(f"{spec}: no 'labels' [N] or 'masks' [N,H,W] array; found {sorted(arrays)}")
+    if kind is None and len(has) == 2:
+        raise DatasetError(f"{spec}: has both 'labels' and 'masks'; pass task_kind to choose")
+    key = {"classification": "labels", "segmentation": "masks"}.get(kind or "", has[0])
+    if key not in arrays:
+        raise DatasetError(f"{spec}: task kind {kind} needs a {key!r} array; found {sorted(arrays)}")
+    images = arrays["images"]
+    if images.ndim == 3:
+        images = images[..., None]
+    extras: dict[str, Any] = {"kind": "classification" if key == "labels" else "segmentation"}
+    if "ignore_index" in arrays:
+        ignore = arrays["ignore_index"]
+        if ignore.size != 1 or not np.issubdtype(ignore.dtype, np.integer):
+            raise DatasetError(f"{spec}: ignore_index must be one integer, got {ignore.dtype} {list(ignore.shape)}")
+        extras["ignore_index"] = int(ignore.reshape(()))
+    if "class_names" in arrays:
+        extras["class_names"] = [str(n) for n in arrays["class_names"].reshape(-1)]
+    return images, arrays[key], extras
+
+
+def read_image_folder(spec: str, root: Path, image_size: tuple[int, int] | None) -> Arrays:
+    """``ROOT/<class>/<image>``: one sub-folder per class, sorted names give class ids."""
+    _need_dir(spec, root)
+    classes = sorted(p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+    if len(classes) < 2:
+        raise DatasetError(f"{spec}: needs at least 2 class sub-folders of images, found {classes}")
+    files: list[Path] = []
+    labels: list[int] = []
+    for label, name in enumerate(classes):
+        found = _image_files(root / name)
+        if not found:
+            raise DatasetError(f"{spec}: class folder {name!r} has no images ({', '.join(IMAGE_SUFFIXES)})")
+        files += found
+        labels += [label] * len(found)
+    images = _load_images(spec, files, image_size, mask=False)
+    return images, np.asarray(labels, dtype=np.int64), {"class_names": classes}
+
+
+def read_seg_folder(spec: str, root: Path, image_size: tuple[int, int] | None) -> Arrays:
+    """``ROOT/images/<name>.*`` with ``ROOT/masks/<name>.png`` of class ids; 255 is ignored (VOC)."""
+    _need_dir(spec, root)
+    for sub in ("images", "masks"):
+        if not (root / sub).is_dir():
+            raise DatasetError(f"{spec}: missing folder {sub!r}; expected {root}/images and {root}/masks")
+    image_files = _image_files(root / "images")
+    if not image_files:
+        raise DatasetError(f"{spec}: no images in {root / 'images'} ({', '.join(IMAGE_SUFFIXES)})")
+    masks_by_stem = {p.stem: p for p in _image_files(root / "masks")}
+    missing = [p.name for p in image_files if p.stem not in masks_by_stem]
+    if missing:
+        raise DatasetError(f"{spec}: {len(missing)} images have no mask of the same name in masks/, e.g. {missing[:3]}")
+    images = _load_images(spec, image_files, image_size, mask=False)
+    masks = _load_images(spec, [masks_by_stem[p.stem] for p in image_files], image_size, mask=True)
+    mask_hw = masks.shape[1:3]
+    if mask_hw != images.shape[1:3]:
+        raise DatasetError(f"{spec}: masks are {list(mask_hw)} but images are {list(images.shape[1:3])}")
+    return images, masks[..., 0].astype(np.int64), {"ignore_index": 255}
+
+
+CIFAR10_NAMES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
+
+
+def read_cifar10(spec: str, root: Path) -> Arrays:
+    """The python-pickle CIFAR-10 (``data_batch_1..5``, ``test_batch``) in ROOT or ROOT/cifar-10-batches-py."""
+    _need_dir(spec, root)
+    if not (root / "data_batch_1").exists() and (root / "cifar-10-batches-py").is_dir():
+        root = root / "cifar-10-batches-py"
+    names = [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]
+    missing = [n for n in names if not (root / n).is_file()]
+    if missing:
+        raise DatasetError(f"{spec}: missing {missing} in {root}; expected data_batch_1..5 and test_batch")
+    parts = [_cifar_batch(spec, root / n) for n in names]
+    images = np.concatenate([p[0] for p in parts[:-1]])
+    labels = np.concatenate([p[1] for p in parts[:-1]])
+    return images, labels, {"class_names": list(CIFAR10_NAMES), "test": parts[-1]}
+
+
+class _NumpyUnpickler(pickle.Unpickler):
+    """Loads only plain containers and numpy arrays: a CIFAR batch cannot run code."""
+
+    ALLOWED = {
+        ("numpy.core.multiarray", "_reconstruct"),
+        ("numpy._core.multiarray", "_reconstruct"),
+        ("numpy.core.multiarray", "scalar"),
+        ("numpy._core.multiarray", "scalar"),
+        ("numpy", "ndarray"),
+        ("numpy", "dtype"),
+        ("_codecs", "encode"),
+    }
+
+    def find_class(self, module: str, name: str) -> Any:
+        if (module, name) not in self.ALLOWED:
+            raise pickle.UnpicklingError(f"global {module}.{name} is not allowed")
+        return super().find_class(module, name)
+
+
+def _cifar_batch(spec: str, path: Path) -> tuple[np.ndarray, np.ndarray]:
+    try:
+        with open(path, "rb") as fh:
+            batch = _NumpyUnpickler(fh, encoding="bytes").load()
+        batch = {k.decode() if isinstance(k, bytes) else k: v for k, v in batch.items()}
+        data = np.asarray(batch["data"])
+        labels = np.asarray(batch["labels"], dtype=np.int64)
+    except Exception as exc:
+        raise DatasetError(
+            f"{spec}: {path.name} is not a CIFAR-10 python batch (dict with data [N,3072] uint8 and labels): "
+            f"{type(exc).__name__}: {exc}"
+        ) from None
+    if data.dtype != np.uint8 or data.ndim != 2 or data.shape[1] != 3072 or len(labels) != len(data):
+        raise DatasetError(
+            f"{spec}: {path.name} data must be uint8 [N, 3072] with N labels, got {data.dtype} {list(data.shape)}"
+        )
+    return data.reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1), labels
+
+
+def _image_files(folder: Path) -> list[Path]:
+    return sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+
+
+def _load_images(spec: str, files: list[Path], size: tuple[int, int] | None, *, mask: bool) -> np.ndarray:
+    """Stack images as uint8 ``[N, H, W, C]``: all-grey folders give C=1, otherwise RGB."""
+    from PIL import Image
+
+    pictures = []
+    for path in files:
+        try:
+            with Image.open(path) as im:
+                im.load()
+                pictures.append(im.copy())
+        except Exception as exc:
+            raise DatasetError(f"{spec}: cannot read image {path} ({type(exc).__name__}: {exc})") from None
+    if mask:
+        bad = [p.name for p, im in zip(files, pictures) if im.mode not in ("L", "P", "I", "I;16", "1")]
+        if bad:
+            raise DatasetError(
+                f"{spec}: masks must be single-channel PNGs of class ids (mode L or P), e.g. {bad[0]} is not"
+            )
+    mode = "L" if all(im.mode in ("L", "1", "I;16", "I") for im in pictures) else "RGB"
+    arrays = []
+    for path, im in zip(files, pictures):
+        if mask:  # class ids as stored: palette indices (P), grey values (L), 0/1 (1), ints (I)
+            values = np.asarray(im).astype(np.int64)
+            if values.min() < 0 or values.max() > 255:
+                raise DatasetError(f"{spec}: mask {path.name} has class ids outside 0..255")
+            im = Image.fromarray(values.astype(np.uint8))
+        else:
+            im = im.convert(mode)
+        if size is not None and im.size != (size[1], size[0]):
+            im = im.resize((size[1], size[0]), Image.NEAREST if mask else Image.BILINEAR)
+        arrays.append(np.asarray(im, dtype=np.uint8))
+    odd = next((i for i, a in enumerate(arrays) if a.shape != arrays[0].shape), None)
+    if odd is not None:
+        raise DatasetError(
+            f"{spec}: images differ in size ({files[0].name} is {arrays[0].shape[:2]}, {files[odd].name} "
+            f"is {arrays[odd].shape[:2]}); pass image_size=(H, W) to resize them"
+        )
+    stacked = np.stack(arrays)
+    return stacked[..., None] if stacked.ndim == 3 else stacked
+
+
+def _need_file(spec: str, path: Path) -> None:
+    if not path.is_file():
+        raise DatasetError(f"{spec}: file not found: {path}")
+
+
+def _need_dir(spec: str, path: Path) -> None:
+    if not path.is_dir():
+        raise DatasetError(f"{spec}: folder not found: {path}")

@@ -1,0 +1,373 @@
+"""``train``: train the built network on ``ctx.dataset`` and report validation metrics.
+
+Classification reports ``val_acc`` (top-1 in [0, 1]); segmentation reports ``val_miou`` (mean
+over classes of TP / (TP + FP + FN) from the confusion matrix of all validation pixels, classes
+absent from both prediction and truth left out) and ``val_pixel_acc``; pixels equal to the
+dataset's ``ignore_index`` count for nothing (PASCAL VOC convention). Logits whose size differs
+from the mask are resized bilinearly (output-stride networks such as DeepLab).
+
+Budget: ``epochs``, ``steps`` (optimizer steps) and/or ``seconds`` (wall time from the start of
+training, validation included); training stops at the first one reached, default one epoch.
+The learning rate follows a per-step cosine (SGDR without restarts, Loshchilov & Hutter 2017)
+over that budget, after an optional linear warm-up. After each epoch the validation metric goes
+to ``ctx.report(epoch, value)``; ``True`` raises :class:`TrialPruned` (Optuna median /
+successive-halving pruners). The returned metrics and saved weights are those of the best
+epoch (``select="best"``) or of the last (``select="last"``); the model is left holding them.
+
+On CUDA, ``amp`` turns on autocast (``bf16``, ``fp16`` with a GradScaler, or ``auto``: bf16
+where supported, else fp16) and ``channels_last`` the NHWC layout; both are off by default
+because the small candidates of a search are launch-bound: on an H200, bf16 trained a depth-2
+seg-unet at 0.8-0.9x the fp32 speed (benchmarks/train_overhead.py). Both are ignored on CPU,
+where a seed gives the same metrics every time.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import inspect
+import math
+import time
+import warnings
+from collections.abc import Mapping
+from typing import Any
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from evaluators.base import EvalContext, EvaluationError, Evaluator, TrialPruned
+from search_spaces.base import Arch
+
+PRIMARY = {"classification": "val_acc", "segmentation": "val_miou"}
+
+
+class TrainEvaluator(Evaluator):
+    """Short supervised training: SGD / AdamW, cosine schedule, per-epoch validation and pruning.
+
+    Options: ``epochs`` / ``steps`` / ``seconds`` (budget; default 1 epoch), ``batch_size`` 64,
+    ``eval_batch_size`` 256, ``optimizer`` sgd|adamw, ``lr`` (0.05 | 1e-3), ``momentum`` 0.9,
+    ``nesterov``, ``weight_decay`` (5e-4 | 0.01), ``schedule`` cosine|constant,
+    ``warmup_epochs`` 0, ``label_smoothing`` 0, ``grad_clip`` (max global norm, off),
+    ``amp`` off|auto|bf16|fp16, ``channels_last``, ``select`` best|last, ``save_weights``
+    (``ctx.trial_dir / "weights.pt"``, a CPU ``state_dict``).
+    """
+
+    name = "train"
+    description = "train on the run's dataset and report val_acc (classification) or val_miou (segmentation)"
+    needs_model = True
+    provides = ("val_acc", "val_miou", "val_pixel_acc", "val_loss", "train_loss", "train_seconds", "epochs_run")
+    needs_dataset = True
+
+    def __init__(
+        self,
+        *,
+        epochs: int | None = None,
+        steps: int | None = None,
+        seconds: float | None = None,
+        batch_size: int = 64,
+        eval_batch_size: int = 256,
+        optimizer: str = "sgd",
+        lr: float | None = None,
+        momentum: float = 0.9,
+        nesterov: bool = True,
+        weight_decay: float | None = None,
+        schedule: str = "cosine",
+        warmup_epochs: float = 0.0,
+        label_smoothing: float = 0.0,
+        grad_clip: float | None = None,
+        amp: str | bool = "off",
+        channels_last: bool = False,
+        select: str = "best",
+        save_weights: bool = False,
+        **unknown: Any,
+    ) -> None:
+        if unknown:
+            raise TypeError(f"evaluator 'train' has no option {sorted(unknown)}; options: {', '.join(OPTIONS)}")
+        if epochs is None and steps is None and seconds is None:
+            epochs = 1
+        self.epochs = _int("epochs", epochs, 1, optional=True)
+        self.steps = _int("steps", steps, 1, optional=True)
+        self.seconds = _number("seconds", seconds, 0.0, math.inf, optional=True, open_low=True)
+        self.batch_size = _int("batch_size", batch_size, 1)
+        self.eval_batch_size = _int("eval_batch_size", eval_batch_size, 1)
+        self.optimizer = _choice("optimizer", optimizer, ("sgd", "adamw"))
+        default_lr, default_wd = {"sgd": (0.05, 5e-4), "adamw": (1e-3, 0.01)}[self.optimizer]
+        self.lr = _number("lr", default_lr if lr is None else lr, 0.0, math.inf, open_low=True)
+        self.momentum = _number("momentum", momentum, 0.0, 1.0, open_high=True)
+        self.nesterov = _bool("nesterov", nesterov)
+        self.weight_decay = _number("weight_decay", default_wd if weight_decay is None else weight_decay, 0.0, math.inf)
+        self.schedule = _choice("schedule", schedule, ("cosine", "constant"))
+        self.warmup_epochs = _number("warmup_epochs", warmup_epochs, 0.0, math.inf)
+        self.label_smoothing = _number("label_smoothing", label_smoothing, 0.0, 1.0, open_high=True)
+        self.grad_clip = _number("grad_clip", grad_clip, 0.0, math.inf, optional=True, open_low=True)
+        amp = {True: "auto", False: "off"}.get(amp, amp) if isinstance(amp, bool) else amp
+        self.amp = _choice("amp", amp, ("auto", "bf16", "fp16", "off"))
+        self.channels_last = _bool("channels_last", channels_last)
+        self.select = _choice("select", select, ("best", "last"))
+        self.save_weights = _bool("save_weights", save_weights)
+
+    def objective_for(self, task: Task) -> str | None:
+        return f"{PRIMARY[task.kind]}:max" if task.kind in PRIMARY else None
+
+    # -- public ------------------------------------------------------------------------------
+    def evaluate(self, arch: Arch, model: Any, ctx: EvalContext) -> Mapping[str, float]:
+        data = ctx.dataset
+        if data is None or not hasattr(data, "batches"):
+            raise EvaluationError("train: ctx.dataset is not set; the run must load a dataset (e.g. digits, shapes)")
+        kind = data.task.kind
+        if kind not in PRIMARY:
+            raise EvaluationError(f"train: dataset {data.spec!r} is {kind}; accepted: classification, segmentation")
+        if ctx.task.kind != kind:
+            raise EvaluationError(f"train: the task is {ctx.task.kind} but dataset {data.spec!r} is {kind}")
+        if not isinstance(model, nn.Module):
+            raise EvaluationError(f"train: needs an nn.Module, got {type(model).__name__}")
+        device = torch.device(ctx.device)
+        started = time.perf_counter()
+        fork = [device] if device.type == "cuda" else []
+        with torch.random.fork_rng(devices=fork, device_type=device.type if fork else "cuda"):
+            torch.manual_seed(ctx.seed)
+            metrics = self._fit(model, data, ctx, device)
+        metrics["train_seconds"] = time.perf_counter() - started
+        return metrics
+
+    # -- training ----------------------------------------------------------------------------
+    def _fit(self, model: nn.Module, data: Any, ctx: EvalContext, device: torch.device) -> dict[str, float]:
+        kind, num_classes = data.task.kind, data.task.num_classes
+        primary = PRIMARY[kind]
+        cuda = device.type == "cuda"
+        channels_last = cuda and self.channels_last and len(data.task.input_size) == 2
+        fmt = torch.channels_last if channels_last else torch.contiguous_format
+        model.to(device=device, memory_format=fmt)
+        amp_dtype = _amp_dtype(self.amp, cuda)
+        scaler = torch.amp.GradScaler("cuda") if amp_dtype == torch.float16 else None
+        ignore = data.ignore_index if kind == "segmentation" and data.ignore_index is not None else -100
+        criterion = nn.CrossEntropyLoss(ignore_index=ignore, label_smoothing=self.label_smoothing)
+        optimizer = self._make_optimizer(model)
+        base_lrs = [group["lr"] for group in optimizer.param_groups]
+        generator = torch.Generator().manual_seed(ctx.seed)
+
+        batch_size = min(self.batch_size, data.num_samples("train"))
+        per_epoch = data.num_samples("train") // batch_size
+        max_epochs = self.epochs or (math.ceil(self.steps / per_epoch) if self.steps else math.inf)
+        limits = [n for n in (self.steps, self.epochs * per_epoch if self.epochs else None) if n]
+        planned = min(limits) if limits else 0  # steps the cosine spans (0: seconds only)
+        warmup = self.warmup_epochs * per_epoch
+        params = [p for p in model.parameters() if p.requires_grad]
+
+        step, epoch, done, resize = 0, 0, False, False
+        best: dict[str, float] | None = None
+        best_state: dict[str, torch.Tensor] | None = None
+        start = time.perf_counter()
+        while epoch < max_epochs and not done:
+            model.train()
+            losses: list[torch.Tensor] = []  # summed once per epoch: no per-step sync or extra kernel
+            for x, y in data.batches("train", batch_size, shuffle=True, generator=generator, device=device, drop_last=True):
+                if channels_last:
+                    x = x.contiguous(memory_format=fmt)
+                elapsed = time.perf_counter() - start
+                factor = self._lr_factor(step, elapsed, planned, warmup)
+                for group, base in zip(optimizer.param_groups, base_lrs):
+                    group["lr"] = base * factor
+                with _autocast(amp_dtype):
+                    out = _logits(model(x))
+                    if step == 0:
+                        resize = _check_output(out, y, kind, num_classes)
+                    if resize:
+                        out = F.interpolate(out, size=y.shape[-2:], mode="bilinear", align_corners=False)
+                    loss = criterion(out, y)
+                optimizer.zero_grad(set_to_none=True)
+                if scaler is not None:
+                    scaler.scale(loss).backward()
+                    if self.grad_clip:
+                        scaler.unscale_(optimizer)
+                        nn.utils.clip_grad_norm_(params, self.grad_clip)
+                    scaler.step(optimizer)
+                    scaler.update()
+                else:
+                    loss.backward()
+                    if self.grad_clip:
+                        nn.utils.clip_grad_norm_(params, self.grad_clip)
+                    optimizer.step()
+                losses.append(loss.detach())
+                step += 1
+                if (self.steps and step >= self.steps) or (self.seconds and elapsed >= self.seconds):
+                    done = True
+                    break
+            epoch += 1
+            train_loss = float(torch.stack(losses).float().mean())
+            if not math.isfinite(train_loss):
+                raise EvaluationError(f"train: loss is {train_loss} at epoch {epoch} (lr={self.lr}); training diverged")
+            metrics = _validate(model, data, self.eval_batch_size, device, fmt, amp_dtype, resize)
+            metrics["train_loss"] = train_loss
+            self._log(ctx.writer, epoch, metrics, primary, optimizer.param_groups[0]["lr"])
+            if self.select == "last" or best is None or metrics[primary] > best[primary]:
+                best, best_state = {**metrics, "epoch": epoch}, _clone_state(model)
+            if ctx.report(epoch, metrics[primary]):
+                raise TrialPruned(f"pruned after epoch {epoch} at {primary}={metrics[primary]:.4f}")
+            if self.seconds and time.perf_counter() - start >= self.seconds:
+                done = True
+        assert best is not None and best_state is not None
+        model.load_state_dict(best_state)
+        model.to(memory_format=torch.contiguous_format).eval()
+        if self.save_weights:
+            self._save(ctx, {k: v.to("cpu", memory_format=torch.contiguous_format) for k, v in best_state.items()})
+        result = {k: v for k, v in best.items() if k != "epoch"}
+        result["epochs_run"] = float(epoch)
+        return result
+
+    def _make_optimizer(self, model: nn.Module) -> torch.optim.Optimizer:
+        params = [p for p in model.parameters() if p.requires_grad]
+        if not params:
+            raise EvaluationError("train: the model has no trainable parameters")
+        if self.optimizer == "sgd":
+            return torch.optim.SGD(
+                params, lr=self.lr, momentum=self.momentum, weight_decay=self.weight_decay,
+                nesterov=self.nesterov and self.momentum > 0,
+            )
+        return torch.optim.AdamW(params, lr=self.lr, weight_decay=self.weight_decay)
+
+    def _lr_factor(self, step: int, elapsed: float, planned: int, warmup: float) -> float:
+        """Multiplier of the base lr: linear warm-up, then cosine over the budget's progress."""
+        if warmup and step < warmup:
+            return (step + 1) / warmup
+        if self.schedule == "constant":
+            return 1.0
+        progress = step / planned if planned else 0.0
+        if self.seconds:
+            progress = max(progress, elapsed / self.seconds)
+        return 0.5 * (1.0 + math.cos(math.pi * min(progress, 1.0)))
+
+    def _log(self, writer: Any, epoch: int, metrics: dict[str, float], primary: str, lr: float) -> None:
+        if writer is None:
+            return
+        writer.add_scalar("train/loss", metrics["train_loss"], epoch)
+        writer.add_scalar("train/lr", lr, epoch)
+        for key, value in metrics.items():
+            if key.startswith("val_"):
+                writer.add_scalar(f"val/{key[4:]}", value, epoch)
+
+    def _save(self, ctx: EvalContext, state: dict[str, torch.Tensor]) -> None:
+        folder = ctx.trial_dir
+        if folder is None:
+            warnings.warn("train: save_weights=True but ctx has no run_dir; weights not saved", stacklevel=3)
+            return
+        torch.save(state, folder / "weights.pt")
+
+
+OPTIONS = tuple(
+    n for n, p in inspect.signature(TrainEvaluator.__init__).parameters.items() if p.kind is p.KEYWORD_ONLY
+)
+
+
+# -- helpers -----------------------------------------------------------------------------------
+def _logits(out: Any) -> torch.Tensor:
+    """The main logits of a model output (tensor, first of a tuple, or ``out`` of a dict)."""
+    if isinstance(out, torch.Tensor):
+        return out
+    if isinstance(out, (tuple, list)) and out:
+        return _logits(out[0])
+    if isinstance(out, Mapping) and "out" in out:
+        return _logits(out["out"])
+    raise EvaluationError(f"train: the model returned {type(out).__name__}; expected logits (a tensor)")
+
+
+def _check_output(out: torch.Tensor, y: torch.Tensor, kind: str, num_classes: int) -> bool:
+    """Raise on logits of the wrong shape; return whether segmentation logits need resizing."""
+    shape = list(out.shape)
+    if kind == "classification":
+        if shape != [y.shape[0], num_classes]:
+            raise EvaluationError(f"train: model output {shape} but the dataset needs [N, {num_classes}] logits")
+        return False
+    if out.ndim != 4 or shape[:2] != [y.shape[0], num_classes]:
+        raise EvaluationError(f"train: model output {shape} but the dataset needs [N, {num_classes}, H, W] logits")
+    return shape[2:] != list(y.shape[1:])
+
+
+@torch.inference_mode()
+def _validate(
+    model: nn.Module, data: Any, batch_size: int, device: torch.device, fmt: torch.memory_format,
+    amp_dtype: torch.dtype | None, resize: bool,
+) -> dict[str, float]:
+    """Validation loss and metrics over the whole ``val`` part (confusion matrix for mIoU)."""
+    model.eval()
+    kind, num_classes = data.task.kind, data.task.num_classes
+    ignore = data.ignore_index if kind == "segmentation" and data.ignore_index is not None else -100
+    loss_sum = torch.zeros((), device=device, dtype=torch.float64)
+    confusion = torch.zeros(num_classes * num_classes, device=device, dtype=torch.int64)
+    for x, y in data.batches("val", batch_size, device=device):
+        with _autocast(amp_dtype):
+            out = _logits(model(x.contiguous(memory_format=fmt)))
+        out = out.float()
+        if resize:
+            out = F.interpolate(out, size=y.shape[-2:], mode="bilinear", align_corners=False)
+        loss_sum += F.cross_entropy(out, y, ignore_index=ignore, reduction="sum")
+        valid = y != ignore
+        confusion += torch.bincount(y[valid] * num_classes + out.argmax(1)[valid], minlength=num_classes**2)
+    confusion = confusion.view(num_classes, num_classes).double().cpu()
+    total = float(confusion.sum())
+    if total == 0:
+        raise EvaluationError(f"train: the validation part of {data.spec!r} has no labelled sample or pixel")
+    correct = float(confusion.diag().sum())
+    metrics = {"val_loss": float(loss_sum) / total}
+    if kind == "classification":
+        metrics["val_acc"] = correct / total
+    else:
+        union = confusion.sum(0) + confusion.sum(1) - confusion.diag()
+        present = union > 0
+        metrics["val_miou"] = float((confusion.diag()[present] / union[present]).mean())
+        metrics["val_pixel_acc"] = correct / total
+    return metrics
+
+
+def _clone_state(model: nn.Module) -> dict[str, torch.Tensor]:
+    """A copy of the weights on their device (asynchronous on CUDA, no host round trip)."""
+    return {k: v.detach().clone() for k, v in model.state_dict().items()}
+
+
+def _amp_dtype(amp: str, cuda: bool) -> torch.dtype | None:
+    if not cuda or amp == "off":
+        return None
+    if amp == "auto":
+        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    return {"bf16": torch.bfloat16, "fp16": torch.float16}[amp]
+
+
+def _autocast(dtype: torch.dtype | None) -> contextlib.AbstractContextManager[Any]:
+    return torch.autocast("cuda", dtype=dtype) if dtype is not None else contextlib.nullcontext()
+
+
+# -- option checks (one line each: the option, what it got, what is accepted) -----------------
+def _int(name: str, value: Any, minimum: int, optional: bool = False) -> Any:
+    if value is None and optional:
+        return None
+    if not isinstance(value, int) or isinstance(value, bool) or value < minimum:
+        raise ValueError(f"train: {name} must be an integer >= {minimum}{' or None' if optional else ''}, got {value!r}")
+    return value
+
+
+def _number(
+    name: str, value: Any, low: float, high: float, optional: bool = False,
+    open_low: bool = False, open_high: bool = False,
+) -> Any:
+    if value is None and optional:
+        return None
+    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    if ok:
+        ok = (value > low if open_low else value >= low) and (value < high if open_high else value <= high)
+    if not ok:
+        lo, hi = ("(" if open_low else "[") + f"{low:g}", f"{high:g}" + (")" if open_high else "]")
+        raise ValueError(f"train: {name} must be a number in {lo}, {hi}{' or None' if optional else ''}, got {value!r}")
+    return float(value)
+
+
+def _choice(name: str, value: Any, choices: tuple[str, ...]) -> str:
+    if value not in choices:
+        raise ValueError(f"train: {name} must be one of {', '.join(choices)}, got {value!r}")
+    return value
+
+
+def _bool(name: str, value: Any) -> bool:
+    if not isinstance(value, bool):
+        raise TypeError(f"train: {name} must be true or false, got {value!r}")
+    return value
+
