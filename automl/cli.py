@@ -139,6 +139,9 @@ def _print_summary(console, run, summary) -> None:
         except ReportError as exc:
             console.print(f"[dim]no plot: {exc}[/dim]")
         console.print(f"next: automl show {run.run_dir}   |   tensorboard --logdir {run.run_dir / 'tb'}")
+        if run.needs_model and summary.best is not None:
+            saved = (run.run_dir / "trials" / f"{summary.best.number:05d}" / "weights.pt").is_file()
+            console.print(f"export: automl export {run.run_dir}" + ("" if saved else " --train-epochs 10"))
 
 
 @app.command()
