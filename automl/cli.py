@@ -50,7 +50,7 @@ def _parse_sets(sets: list[str], cfg: Any) -> None:
             getattr(cfg, comp).options[key] = parsed
             continue
         cfg.fill_defaults()
-        matches = [e for e in cfg.evaluators if e.name == comp]
+        matches = [e for e in cfg.evaluators if comp in (e.name, e.name.rsplit(":", 1)[-1])]
         if not matches:
             _fail(f"bad --set {item!r}: no evaluator {comp!r} in this run (evaluators: {', '.join(e.name for e in cfg.evaluators)})")
         for e in matches:

@@ -56,11 +56,12 @@ def _entry_points(kind: str) -> dict[str, Any]:
 
 
 def _import(path: str) -> Any:
-    module_name, _, attr = path.partition(":")
+    """``package.module:attr`` or ``path/to/file.py:attr``."""
+    module_name, _, attr = path.rpartition(":")
     if not module_name or not attr:
         raise RegistryError(f"{path!r} is not a module:attr path")
     try:
-        module = importlib.import_module(module_name)
+        module = _load_file(module_name) if module_name.endswith(".py") else importlib.import_module(module_name)
     except ImportError as exc:
         raise RegistryError(f"cannot import {path!r}: {exc}") from exc
     try:
@@ -70,6 +71,29 @@ def _import(path: str) -> Any:
     except AttributeError as exc:
         raise RegistryError(f"cannot import {path!r}: {module_name} has no {attr!r}") from exc
     return obj
+
+
+def _load_file(filename: str) -> Any:
+    import importlib.util
+    import sys
+    from pathlib import Path
+
+    file = Path(filename).resolve()
+    if not file.is_file():
+        raise ImportError(f"no such file {filename}")
+    name = f"automl_user_{file.stem}_{abs(hash(str(file)))}"
+    if name in sys.modules:
+        return sys.modules[name]
+    spec = importlib.util.spec_from_file_location(name, file)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    try:
+        spec.loader.exec_module(module)
+    except Exception as exc:
+        del sys.modules[name]
+        raise ImportError(f"{type(exc).__name__}: {exc}") from exc
+    return module
 
 
 def names(kind: Kind) -> list[str]:
