@@ -245,6 +245,72 @@ def export(
     console.print(f"  model card   {result.out_dir / 'model_card.json'}")
 
 
+@app.command("latency-table")
+def latency_table(
+    space: Annotated[str, typer.Option(help="search space name or module:attr")] = "nb201",
+    device: Annotated[str, typer.Option(help="cpu, cuda, cuda:1, ...")] = "cpu",
+    out: Annotated[Path, typer.Option(help="JSON file to write")] = Path("lut.json"),
+    batch_size: Annotated[int, typer.Option(help="batch size of the measurements")] = 1,
+    input_size: Annotated[str | None, typer.Option(help="HxW, e.g. 32x32 (default: the space's task)")] = None,
+    in_channels: Annotated[int | None, typer.Option(help="input channels (default: the space's task)")] = None,
+    num_classes: Annotated[int | None, typer.Option(help="classes (default: the space's task)")] = None,
+    threads: Annotated[int | None, typer.Option(help="torch threads (default: current)")] = None,
+    min_run_time: Annotated[float, typer.Option(help="seconds of timing per entry")] = 0.2,
+    set_: Annotated[list[str] | None, typer.Option("--set", help="space option, e.g. space.channels=16")] = None,
+) -> None:
+    """Measure every block configuration of a space once on a device: a latency look-up table."""
+    import dataclasses
+    import json
+
+    from rich.progress import Progress
+
+    from automl import registry
+    from automl.config import RunConfig
+    from evaluators.latency_lut import build_lut
+
+    cfg = RunConfig()
+    try:
+        cfg.set("space", space)
+        _parse_sets([s for s in (set_ or []) if s.startswith("space.")], cfg)
+        if any(not s.startswith("space.") for s in (set_ or [])):
+            _fail("latency-table: --set takes space options only (space.KEY=VALUE)")
+        sp = registry.create("space", cfg.space.name, cfg.space.options)
+    except (registry.RegistryError, ValueError) as exc:
+        _fail(str(exc))
+    if "lut" not in sp.offers:
+        fits = [n for n in registry.names("space") if "lut" in getattr(registry.resolve("space", n), "offers", ())]
+        _fail(f"space {space!r} offers no latency look-up decomposition; spaces that do: {', '.join(fits)}")
+    task = sp.default_task
+    changes: dict = {}
+    if input_size:
+        try:
+            changes["input_size"] = tuple(int(v) for v in input_size.lower().split("x"))
+        except ValueError:
+            _fail(f"--input-size {input_size!r}: expected HxW, e.g. 32x32")
+        if len(changes["input_size"]) != 2 or min(changes["input_size"]) < 1:
+            _fail(f"--input-size {input_size!r}: expected HxW, e.g. 32x32")
+    if in_channels is not None:
+        changes["in_channels"] = in_channels
+    if num_classes is not None:
+        changes["num_classes"] = num_classes
+    task = dataclasses.replace(task, **changes)
+    if batch_size < 1 or min_run_time <= 0:
+        _fail("--batch-size must be >= 1 and --min-run-time > 0")
+    if device.startswith("cuda"):
+        import torch
+
+        if not torch.cuda.is_available():
+            _fail(f"--device {device}: CUDA is not available on this machine")
+    with Progress(transient=True) as bar:
+        job = bar.add_task("measuring", total=None)
+        table = build_lut(sp, task, device=device, batch_size=batch_size, threads=threads, min_run_time=min_run_time,
+                          progress=lambda i, n, key: bar.update(job, completed=i, total=n, description=key[:60]))
+    table["options"] = cfg.space.options
+    out.write_text(json.dumps(table, indent=2) + "\n")
+    _console().print(f"wrote {out}: {len(table['entries'])} entries for {sp.name} on {device} "
+                     f"(batch {batch_size}, input {task.in_channels}x{'x'.join(map(str, task.input_size))})")
+
+
 def _listing(kind: str) -> None:
     from rich.table import Table
 

@@ -44,6 +44,7 @@ class LatencyEvaluator(Evaluator):
     description = "median forward latency in ms on the run's device (torch.utils.benchmark), optionally ONNX Runtime"
     needs_model = True
     provides = ("latency_ms", "latency_iqr_ms", "latency_ort_ms", "latency_ort_iqr_ms")
+    default_objective = "latency_ms:min"
 
     def __init__(
         self,

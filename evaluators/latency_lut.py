@@ -64,7 +64,7 @@ def build_lut(
             progress(i + 1, len(entries), key)
     for key, entry in entries.items():  # replacement costs: relative to their baseline entry
         if entry.baseline is not None:
-            out[key] -= out[entry.baseline]
+            out[key] = (out[key] - out[entry.baseline]) / entry.per
     return {
         "space": space.name,
         "task": {**asdict(task), "extra": dict(task.extra)},
@@ -92,6 +92,7 @@ class LatencyLUTEvaluator(Evaluator):
     description: ClassVar[str] = "latency predicted by summing a measured look-up table (automl latency-table)"
     needs_model: ClassVar[bool] = False
     provides: ClassVar[tuple[str, ...]] = ("latency_ms",)
+    default_objective: ClassVar[str | None] = "latency_ms:min"
 
     def __init__(self, lut: str | None = None, metric: str = "latency_ms") -> None:
         if not lut:

@@ -69,13 +69,15 @@ class LutEntry:
     """One block configuration a space can produce, measured once for a latency look-up table.
 
     ``factory()`` builds the module; ``input_shapes`` are its inputs without the batch axis.
-    With ``baseline`` (another entry's key) the table stores the difference of the two
-    measurements: a replacement cost, e.g. "this op instead of the identity inside a cell".
+    With ``baseline`` (another entry's key) the table stores ``(measured - baseline) / per``:
+    a replacement cost measured in context, e.g. "this op instead of the identity on one edge
+    of a network's cells" when the module holds ``per`` such replacements.
     """
 
     factory: Callable[[], Any]
     input_shapes: tuple[tuple[int, ...], ...]
     baseline: str | None = None
+    per: int = 1
 
 
 @dataclass(frozen=True)

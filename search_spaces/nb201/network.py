@@ -71,11 +71,15 @@ class ResidualReduction(nn.Module):
 
 
 class NB201Network(nn.Module):
-    """NAS-Bench-201 ``TinyNetwork`` with a fixed cell: ``[N, C, H, W] -> [N, num_classes]``."""
+    """NAS-Bench-201 ``TinyNetwork`` with a fixed cell: ``[N, C, H, W] -> [N, num_classes]``.
+
+    ``ops`` is the cell's six edge ops; a list of three such lists gives each stage its own
+    cell (used to measure ops in context for latency look-up tables).
+    """
 
     def __init__(
         self,
-        ops: Sequence[str],
+        ops: Sequence[str] | Sequence[Sequence[str]],
         num_classes: int = 10,
         in_channels: int = 3,
         channels: int = 16,
@@ -85,13 +89,14 @@ class NB201Network(nn.Module):
         self.stem = nn.Sequential(
             nn.Conv2d(in_channels, channels, 3, padding=1, bias=False), nn.BatchNorm2d(channels)
         )
+        per_stage = [list(ops)] * 3 if isinstance(ops[0], str) else [list(o) for o in ops]
         layers: list[nn.Module] = []
         c = channels
         for stage in range(3):
             if stage > 0:
                 layers.append(ResidualReduction(c, 2 * c))
                 c *= 2
-            layers.extend(NB201Cell(ops, c) for _ in range(cells_per_stage))
+            layers.extend(NB201Cell(per_stage[stage], c) for _ in range(cells_per_stage))
         self.cells = nn.Sequential(*layers)
         self.lastact = nn.Sequential(nn.BatchNorm2d(c), nn.ReLU(inplace=False))
         self.pool = nn.AdaptiveAvgPool2d(1)
