@@ -29,8 +29,9 @@ from automl.config import RunConfig
 from automl.front import best, front
 from automl.objectives import Constraint, SpecError, parse_constraint, parse_mnas, parse_objective, total_violation
 from automl.store import TrialRecord, TrialStore, default_storage
-from controllers.base import Controller, Objective
+from controllers.base import Controller, Objective, SearchData, WeightSharingController
 from evaluators.base import EvalContext, Evaluator, TrialPruned
+from evaluators.latency_lut import LatencyLUTEvaluator
 from search_spaces.base import Arch, SearchSpace, Task, arch_key
 
 
@@ -147,6 +148,8 @@ class Run:
             except (ValueError, TypeError) as exc:
                 raise RunSetupError(str(exc)) from None
         self.needs_model = any(getattr(e, "needs_model", True) for e in self.evaluators)
+        # A latency look-up table among the evaluators also drives latency-aware supernet search.
+        self.latency_lut = next((e.entries for e in self.evaluators if isinstance(e, LatencyLUTEvaluator)), None)
 
         self.run_dir: Path | None = None
         if self.write_files:
@@ -299,6 +302,72 @@ class Run:
         return diverged
 
     def execute(self) -> RunSummary:
+        if isinstance(self.controller, WeightSharingController):
+            return self._execute_weight_sharing()
+        return self._execute_black_box()
+
+    def _execute_weight_sharing(self) -> RunSummary:
+        """Search the supernet once, then evaluate and store the derived architectures."""
+        t_start = time.perf_counter()
+        ctl = self.controller
+        assert isinstance(ctl, WeightSharingController)
+        cache: dict[str, TrialRecord] = {}
+        records: list[TrialRecord] = []
+        if self.resume:
+            self.store.mark_interrupted()
+            records = self.store.records()
+            cache = {r.key: r for r in records}
+        if self.dataset is None:
+            from evaluators.datasets import load_dataset
+
+            self.dataset = load_dataset(None, task_kind=self.task.kind, seed=self.config.seed)
+        images, targets = self.dataset.tensors("train")
+        data = SearchData(images=images, targets=targets,
+                          ignore_index=self.dataset.ignore_index if self.dataset.ignore_index is not None else -100)
+        supernet = self.space.supernet(self.task, **ctl.supernet_options())
+        archs = ctl.search(
+            supernet,
+            data,
+            device=self.config.device,
+            checkpoint_dir=(self.run_dir / "supernet") if self.run_dir else None,
+            writer=self.writer,
+            log=self.log,
+            latency_lut=self.latency_lut,
+        )
+        if self.run_dir is not None:
+            from automl.drawing import draw_arch
+
+            for i, arch in enumerate(archs):
+                path = draw_arch(self.space, arch, self.run_dir / f"derived-{i}.png", title=f"derived architecture {i}")
+                if path is not None:
+                    self.log(f"drawing of derived architecture {i}: {path}")
+        duplicates = 0
+        for arch in archs:
+            arch = self.space.validate(arch)
+            key = arch_key(arch)
+            if key in cache:
+                duplicates += 1
+                continue
+            if len(records) >= self.config.budget:
+                break
+            rec = self._run_trial(arch)
+            cache[key] = rec
+            records.append(rec)
+            self._track(rec, records)
+        if self.writer is not None:
+            self.writer.flush()
+        return RunSummary(
+            run_dir=self.run_dir,
+            records=records,
+            objectives=self.objectives,
+            stopped=f"supernet searched; {len(archs)} derived architecture(s) evaluated",
+            front=front(records, self.objectives),
+            best=best(records, self.objectives[0]),
+            duplicates=duplicates,
+            seconds=time.perf_counter() - t_start,
+        )
+
+    def _execute_black_box(self) -> RunSummary:
         t_start = time.perf_counter()
         cfg = self.config
         cache: dict[str, TrialRecord] = {}
