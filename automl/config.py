@@ -47,8 +47,34 @@ class Component:
         return {"name": self.name, **self.options} if self.options else self.name
 
 
-DEFAULT_EVALUATORS: dict[str, list[str]] = {"nb201": ["nb201-table"]}
+DEFAULT_EVALUATORS: dict[str, list[str]] = {
+    "nb201": ["nb201-table"],
+    "darts": ["train", "latency"],
+    "seg-hierarchical": ["train", "latency"],
+}
 DEFAULT_CONTROLLER = "evolution"
+
+# Zero-flag settings for pairs whose paper settings take GPU-days: sized so that
+# `automl search --space S --controller C` finishes in minutes on a 2-core CPU with the built-in
+# data. They apply only to what the user left unset (options of a component given without
+# options, evaluators, budget); any explicit setting wins. Real workloads: see README.
+QUICK_DEFAULTS: dict[tuple[str, str], dict[str, Any]] = {
+    ("seg-hierarchical", "darts"): {
+        "space": {"layers": 4, "filter_multiplier": 4, "retrain_filter_multiplier": 4,
+                  "stem_channels": [16, 16, 32], "aspp_channels": 32},
+        "controller": {"epochs": 3, "batch_size": 16, "warmup_epochs": 1, "w_lr": 0.05, "arch_lr": 3e-3,
+                       "arch_weight_decay": 1e-3},
+        "evaluators": [{"name": "train", "epochs": 6, "batch_size": 16, "optimizer": "adamw", "save_weights": True},
+                       {"name": "latency", "min_run_time": 0.1}],
+        "budget": 1,
+    },
+    ("darts", "darts"): {
+        "controller": {"epochs": 2, "batch_size": 32, "supernet": {"C": 8, "layers": 5}},
+        "space": {"C": 8, "layers": 5},
+        "evaluators": [{"name": "train", "epochs": 2, "save_weights": True}, {"name": "latency", "min_run_time": 0.1}],
+        "budget": 1,
+    },
+}
 
 
 @dataclass
@@ -69,10 +95,11 @@ class RunConfig:
     device: str = "cpu"
     pruner: str = "none"
     mnas_reward: Any = None
+    _given: set[str] = field(default_factory=set, repr=False)  # keys set explicitly (file or flags)
 
     @classmethod
     def keys(cls) -> list[str]:
-        return [f.name for f in fields(cls)]
+        return [f.name for f in fields(cls) if not f.name.startswith("_")]
 
     @classmethod
     def from_mapping(cls, data: dict[str, Any], source: str = "config") -> RunConfig:
@@ -137,13 +164,24 @@ class RunConfig:
         else:
             raise SpecError(f"unknown key {key!r}; accepted: {', '.join(self.keys())}")
         setattr(self, key, value)
+        self._given.add(key)
 
     def fill_defaults(self) -> None:
+        quick = QUICK_DEFAULTS.get((self.space.name, self.controller.name))
+        if quick is not None:
+            if not self.space.options and quick.get("space"):
+                self.space.options = dict(quick["space"])
+            if not self.controller.options and quick.get("controller"):
+                self.controller.options = dict(quick["controller"])
+            if not self.evaluators and quick.get("evaluators"):
+                self.evaluators = [Component.parse(dict(e), "evaluator") for e in quick["evaluators"]]
+            if "budget" not in self._given and "budget" in quick:
+                self.budget = int(quick["budget"])
         if not self.evaluators:
             self.evaluators = [Component(n) for n in DEFAULT_EVALUATORS.get(self.space.name, ["train"])]
 
     def to_dict(self) -> dict[str, Any]:
-        out = asdict(self)
+        out = {k: v for k, v in asdict(self).items() if not k.startswith("_")}
         out["space"] = self.space.to_yaml()
         out["controller"] = self.controller.to_yaml()
         out["evaluators"] = [e.to_yaml() for e in self.evaluators]

@@ -24,12 +24,15 @@ BUILTIN: dict[str, dict[str, str]] = {
     "space": {
         "nb201": "search_spaces.nb201:NB201Space",
         "seg-unet": "search_spaces.seg_unet:SegUNetSpace",
+        "darts": "search_spaces.darts:DartsSpace",
+        "seg-hierarchical": "search_spaces.seg_hierarchical:SegHierarchicalSpace",
     },
     "controller": {
         "random": "controllers.random_search:RandomSearch",
         "evolution": "controllers.evolution:RegularizedEvolution",
         "tpe": "controllers.optuna_sampler:TPEController",
         "nsga2": "controllers.optuna_sampler:NSGA2Controller",
+        "darts": "controllers.darts:DartsController",
     },
     "evaluator": {
         "nb201-table": "evaluators.nb201_table:NB201TableEvaluator",

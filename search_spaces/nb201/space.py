@@ -28,7 +28,7 @@ class NB201Space(SearchSpace):
 
     name: ClassVar[str] = "nb201"
     description: ClassVar[str] = "NAS-Bench-201 cell: 6 edges x {none, skip, conv1x1, conv3x3, avgpool3x3}"
-    offers: ClassVar[frozenset[str]] = frozenset({"decisions", "graph", "lut"})
+    offers: ClassVar[frozenset[str]] = frozenset({"decisions", "graph", "lut", "supernet"})
     default_task: ClassVar[Task] = Task("classification", 3, (32, 32), 10)
 
     def __init__(self, channels: int = 16, cells_per_stage: int = 5) -> None:
@@ -63,6 +63,17 @@ class NB201Space(SearchSpace):
             if arch[e] != "none":
                 g.add_edge(i, j, op=arch[e])
         return g
+
+    def supernet(self, task: Task | None = None, **options: Any) -> Any:
+        """The weight-sharing NB201 network (DARTS / GDAS / PC-DARTS relaxations of the cell)."""
+        from search_spaces.nb201.supernet import NB201Supernet
+
+        task = task or self.default_task
+        if task.kind != "classification":
+            raise ValueError(f"nb201 supernets are for classification, not {task.kind!r}")
+        options.setdefault("channels", self.channels)
+        options.setdefault("cells_per_stage", self.cells_per_stage)
+        return NB201Supernet(self, task, **options)
 
     # -- latency look-up tables -----------------------------------------------------------------
     def lut_entries(self, task: Task | None = None) -> dict[str, LutEntry]:

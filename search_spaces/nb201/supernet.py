@@ -31,7 +31,7 @@ from torch import nn
 from search_spaces.base import Arch, SearchSpace, Task
 from search_spaces.darts.mixed import ScaledOp, SearchConv, channels_last_grad
 from search_spaces.darts.nodes import MixedNodes
-from search_spaces.darts.relax import k_best, make_mix, node_slices
+from search_spaces.darts.relax import k_best, make_mix, node_slices, node_softmax
 from search_spaces.nb201.network import ResidualReduction
 from search_spaces.nb201.space import EDGES, OPS
 from search_spaces.supernet import Supernet
@@ -127,5 +127,5 @@ class NB201Supernet(Supernet):
         with torch.no_grad():
             out: dict[str, Any] = {"cell": F.softmax(self.alphas, dim=-1).cpu()}
             if self.betas is not None:
-                out["edges"] = torch.cat([F.softmax(self.betas[s], -1) for s in self.nodes]).cpu()
+                out["edges"] = node_softmax(self.betas, self.nodes).cpu()
         return out

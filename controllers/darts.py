@@ -1,0 +1,223 @@
+"""The ``darts`` controller: bilevel differentiable search of a supernet (ALGORITHMS.md §4, §5, §8).
+
+Liu et al. 2019 (DARTS) with the PC-DARTS and GDAS relaxations as ``method`` and the
+ProxylessNAS expected-latency penalty. The run loop builds ``space.supernet(task,
+**supernet_options())`` and calls :meth:`DartsController.search`, which
+
+1. splits the training data into disjoint halves A (weights) and B (architecture) by a
+   permutation seeded with the run seed;
+2. per epoch sets the cosine weight learning rate (and GDAS τ), then per batch takes an
+   architecture step on a B batch (after ``warmup_epochs``; first order, or second order with
+   the unrolled virtual step and a finite-difference Hessian-vector product) followed by a
+   weight step on an A batch;
+3. reports the epoch (log line / rich bar, TensorBoard) and checkpoints to
+   ``checkpoint_dir/supernet.pt``; a later call with the same directory resumes at the next
+   epoch and, on the CPU, ends in exactly the state of an uninterrupted search;
+4. returns ``supernet.candidates(top_k)``, best first; with a latency target, candidates whose
+   predicted latency exceeds it are dropped (or, when none meets it, reported).
+
+Deviations from the reference code: persistent batch streams instead of a fresh iterator per
+step; each step computes only the gradients it updates; the second-order virtual step works in
+place instead of copying the network and restores BatchNorm statistics; on CUDA the forward
+uses bf16 autocast (the finite differences stay fp32).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Callable, Mapping
+from typing import Any, ClassVar
+
+import torch
+
+from controllers import darts_checkpoint as ckpt
+from controllers.base import SearchData, WeightSharingController
+from controllers.darts_data import CyclingBatches, gather, split_indices
+from controllers.darts_latency import predicted_latency, within_target
+from controllers.darts_options import DartsOptions
+from controllers.darts_report import Meter, Progress, format_line, write_tensorboard
+from controllers.darts_trainer import BilevelTrainer
+from search_spaces.base import Arch
+
+
+class DartsController(WeightSharingController):
+    """Differentiable architecture search (DARTS / PC-DARTS / GDAS) over a space's supernet.
+
+    Options (defaults = DARTS CIFAR-10 search): ``epochs`` 50, ``batch_size`` 64, ``w_lr``
+    0.025 cosine to ``w_lr_min`` 0.001, ``w_momentum`` 0.9, ``w_weight_decay`` 3e-4,
+    ``grad_clip`` 5, ``arch_lr`` 3e-4, ``arch_betas`` (0.5, 0.999), ``arch_weight_decay``
+    1e-3, ``order`` 1|2, ``warmup_epochs`` 0 (epochs without α/β steps), ``method``
+    darts|pcdarts|gdas (``partial_channels`` K=4 for PC-DARTS; ``tau_max`` 10 → ``tau_min``
+    0.1 for GDAS), ``top_k`` 1, ``latency_target_ms`` (None = no penalty), ``latency_loss``
+    mul|add, ``latency_weight`` 0.2, ``latency_beta`` 0.3, ``amp`` (bf16 on CUDA), and
+    ``supernet``: extra keyword options for ``space.supernet`` (e.g. ``{C: 16, layers: 8}``).
+    """
+
+    name: ClassVar[str] = "darts"
+    description: ClassVar[str] = "differentiable search of a supernet: DARTS (1st/2nd order), PC-DARTS, GDAS; latency-aware"
+    requires: ClassVar[frozenset[str]] = frozenset({"supernet"})
+
+    def __init__(
+        self,
+        epochs: int = 50,
+        batch_size: int = 64,
+        w_lr: float = 0.025,
+        w_lr_min: float = 0.001,
+        w_momentum: float = 0.9,
+        w_weight_decay: float = 3e-4,
+        grad_clip: float = 5.0,
+        arch_lr: float = 3e-4,
+        arch_betas: tuple[float, float] = (0.5, 0.999),
+        arch_weight_decay: float = 1e-3,
+        order: int = 1,
+        warmup_epochs: int = 0,
+        method: str = "darts",
+        partial_channels: int = 4,
+        tau_max: float = 10.0,
+        tau_min: float = 0.1,
+        top_k: int = 1,
+        latency_target_ms: float | None = None,
+        latency_weight: float = 0.2,
+        latency_loss: str = "mul",
+        latency_beta: float = 0.3,
+        amp: bool = True,
+        supernet: Mapping[str, Any] | None = None,
+    ) -> None:
+        super().__init__()
+        self.options = DartsOptions(
+            epochs=epochs, batch_size=batch_size, w_lr=w_lr, w_lr_min=w_lr_min, w_momentum=w_momentum,
+            w_weight_decay=w_weight_decay, grad_clip=grad_clip, arch_lr=arch_lr, arch_betas=arch_betas,
+            arch_weight_decay=arch_weight_decay, order=order, warmup_epochs=warmup_epochs, method=method,  # type: ignore[arg-type]
+            partial_channels=partial_channels, tau_max=tau_max, tau_min=tau_min, top_k=top_k,
+            latency_target_ms=latency_target_ms, latency_weight=latency_weight, latency_loss=latency_loss,  # type: ignore[arg-type]
+            latency_beta=latency_beta, amp=amp, supernet=supernet or {},
+        )
+        self.seed = 0
+        self.trainer: BilevelTrainer | None = None
+        self.split: tuple[torch.Tensor, torch.Tensor] | None = None
+        self.history: list[dict[str, float]] = []
+        self.latency_report: list[dict[str, Any]] = []
+
+    def supernet_options(self) -> dict[str, Any]:
+        """The relaxation of ``method`` plus the ``supernet`` passthrough options."""
+        return {**self.options.supernet, **self.options.relaxation()}
+
+    # -- the search ---------------------------------------------------------------------------
+    def search(
+        self,
+        supernet: Any,
+        data: SearchData,
+        *,
+        device: str = "cpu",
+        checkpoint_dir: Any = None,
+        writer: Any = None,
+        log: Callable[[str], Any] | None = None,
+        latency_lut: Mapping[str, float] | None = None,
+    ) -> list[Arch]:
+        """Run the bilevel optimisation (resuming from ``checkpoint_dir``) and derive archs.
+
+        ``log`` receives one line per epoch (and warnings); without it a rich progress bar is
+        shown on a terminal. ``writer`` is a TensorBoard ``SummaryWriter`` (or alike).
+        """
+        o = self.options
+        images, targets = data.images, data.targets
+        if len(images) != len(targets):
+            raise ValueError(f"darts: {len(images)} images but {len(targets)} targets")
+        trainer = self.trainer = BilevelTrainer(supernet, o, device=device, ignore_index=data.ignore_index,
+                                                latency_lut=latency_lut)
+        a_idx, b_idx = self.split = split_indices(len(images), self.seed)
+        streams = {"A": CyclingBatches(a_idx, o.batch_size, self.seed + 1),
+                   "B": CyclingBatches(b_idx, o.batch_size, self.seed + 2)}
+        steps = math.ceil(len(a_idx) / streams["A"].batch_size)
+        path = ckpt.path_in(checkpoint_dir)
+        fingerprint = self._fingerprint(supernet, len(images))
+        start = self._resume(path, fingerprint, trainer, streams)
+        batch = lambda s: gather(images, targets, next(streams[s]), trainer.device, trainer.cuda)  # noqa: E731
+
+        progress = Progress(log, o.epochs, start)
+        try:
+            for epoch in range(start, o.epochs):
+                metrics = self._epoch(trainer, batch, epoch, steps)
+                self.history.append(metrics)
+                if writer is not None:
+                    write_tensorboard(writer, supernet, metrics, epoch)
+                if path is not None:
+                    ckpt.save(path, {"fingerprint": fingerprint, "epoch": epoch + 1, **trainer.state_dict(),
+                                     "streams": {k: s.state_dict() for k, s in streams.items()},
+                                     "split": {"A": a_idx, "B": b_idx}, "rng": ckpt.rng_state(self.rng),
+                                     "history": self.history})
+                progress.epoch(format_line(epoch, o.epochs, metrics))
+            return self._derive(supernet, latency_lut, progress)
+        finally:
+            progress.close()
+
+    def _epoch(self, trainer: BilevelTrainer, batch: Callable[[str], Any], epoch: int, steps: int) -> dict[str, float]:
+        """Train one epoch; its metrics (losses, accuracies, lr, τ, E[LAT])."""
+        o = self.options
+        trainer.set_epoch(epoch)
+        trainer.net.train()
+        update_arch = epoch >= o.warmup_epochs
+        train, val = Meter(), Meter()
+        for _ in range(steps):
+            batch_a = batch("A")
+            if update_arch:
+                val.add(trainer.arch_step(batch_a, batch("B")))
+            train.add(trainer.weight_step(batch_a))
+        if not update_arch:  # val proxy during warm-up: one B batch, no update
+            val.add(trainer.evaluate(batch("B")))
+        metrics = {"lr": trainer.lr, "arch_updated": float(update_arch)}
+        metrics["train_loss"], metrics["train_acc"] = train.summary()
+        metrics["val_loss"], metrics["val_acc"] = val.summary()
+        if not (math.isfinite(metrics["train_loss"]) and math.isfinite(metrics["val_loss"])):
+            raise FloatingPointError(f"darts: the loss diverged in epoch {epoch + 1} (train {metrics['train_loss']}, "
+                                     f"val {metrics['val_loss']}); lower w_lr/arch_lr")
+        if o.method == "gdas":
+            metrics["tau"] = o.tau_at(epoch)
+        if trainer.lut is not None:
+            with torch.no_grad():
+                metrics["expected_latency_ms"] = float(trainer.expected_latency())
+        return metrics
+
+    def _derive(self, supernet: Any, lut: Mapping[str, float] | None, progress: Progress) -> list[Arch]:
+        """``top_k`` candidates, best first; filtered by the hard latency target when set."""
+        o = self.options
+        target = o.latency_target_ms
+        if target is None or lut is None:
+            return list(supernet.candidates(o.top_k))[: o.top_k]
+        pool = list(supernet.candidates(max(4 * o.top_k, 16)))
+        latencies = [predicted_latency(supernet, a, lut) for a in pool]
+        chosen, ok = within_target(pool, latencies, target, o.top_k)
+        self.latency_report = [{"arch": a, "latency_ms": lat, "feasible": lat <= target}
+                               for a, lat in zip(pool, latencies, strict=True)]
+        if not ok:
+            progress.message(f"darts: WARNING no derived architecture meets latency_target_ms={target:g} "
+                             f"(best of {len(pool)} candidates: {min(latencies):.4g} ms); returning the top {o.top_k} anyway")
+        elif latencies[0] > target:
+            progress.message(f"darts: the top derived architecture predicts {latencies[0]:.4g} ms > target "
+                             f"{target:g} ms; returning the best candidate(s) within the target instead")
+        return chosen
+
+    # -- checkpoint ---------------------------------------------------------------------------
+    def _fingerprint(self, supernet: Any, n: int) -> dict[str, Any]:
+        opts = {k: v for k, v in dataclasses.asdict(self.options).items() if k not in ("top_k", "amp")}
+        return {"options": repr(sorted(opts.items())), "samples": n, "seed": self.seed,
+                "supernet": type(supernet).__name__}
+
+    def _resume(self, path: Any, fingerprint: dict[str, Any], trainer: BilevelTrainer,
+                streams: dict[str, CyclingBatches]) -> int:
+        """Load the checkpoint when present; the first epoch still to run."""
+        self.history = []
+        payload = None if path is None else ckpt.load(path, fingerprint)
+        if payload is None:
+            torch.manual_seed(self.seed)  # Gumbel noise and other draws inside the supernet
+            return 0
+        trainer.load_state_dict(payload)
+        for key, stream in streams.items():
+            stream.load_state_dict(payload["streams"][key])
+        assert self.split is not None
+        if not all(torch.equal(payload["split"][k], s) for k, s in zip("AB", self.split, strict=True)):
+            raise ValueError(f"darts: {path} holds another data split; use another checkpoint_dir")
+        ckpt.set_rng_state(payload["rng"], self.rng)
+        self.history = list(payload["history"])
+        return int(payload["epoch"])

@@ -1,0 +1,125 @@
+"""Per-epoch reporting of the search: metrics, the log line, TensorBoard, a rich progress bar.
+
+TensorBoard (any writer with ``add_scalar`` / ``add_image``, e.g. ``SummaryWriter``) gets the
+losses and accuracies, the learning rate, τ and E[LAT] when relevant, and the architecture
+distributions: for every table of ``supernet.arch_distributions()`` one scalar per op (its
+mean probability over the table's rows, e.g. over the 14 edges of a DARTS cell) and the whole
+table as a grey-scale image (row = edge or node, column = op; white = probability 1).
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+import warnings
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+import torch
+
+from controllers.darts_trainer import StepStats
+
+PIXELS = 8  # image pixels per table cell
+
+
+class Meter:
+    """Sums of loss·count, correct and count over the steps of an epoch (kept on the device)."""
+
+    def __init__(self) -> None:
+        self.loss_sum: torch.Tensor | float = 0.0
+        self.correct: torch.Tensor | float = 0.0
+        self.count: torch.Tensor | float = 0.0
+        self.steps = 0
+
+    def add(self, s: StepStats) -> None:
+        self.loss_sum = self.loss_sum + s.loss * s.count
+        self.correct = self.correct + s.correct
+        self.count = self.count + s.count
+        self.steps += 1
+
+    def summary(self) -> tuple[float, float]:
+        """(mean loss, accuracy); NaN when no step was taken."""
+        count = float(self.count)
+        if not self.steps or count == 0:
+            return math.nan, math.nan
+        return float(self.loss_sum) / count, float(self.correct) / count
+
+
+def op_labels(supernet: Any, table: str, width: int) -> Sequence[str]:
+    """Column names of a distribution table: ``supernet.op_names`` (a list, or a dict per
+    table) when the supernet provides them, else ``op0, op1, ...``."""
+    names = getattr(supernet, "op_names", None)
+    if isinstance(names, Mapping):
+        names = names.get(table)
+    if isinstance(names, (list, tuple)) and len(names) == width:
+        return [str(n) for n in names]
+    return [f"op{i}" for i in range(width)]
+
+
+def write_tensorboard(writer: Any, supernet: Any, metrics: Mapping[str, float], epoch: int) -> None:
+    """Scalars of ``metrics`` and the α/β distributions at step ``epoch``."""
+    for key, value in metrics.items():
+        if isinstance(value, (int, float)) and math.isfinite(value):
+            writer.add_scalar(f"search/{key}", value, epoch)
+    for table, probs in supernet.arch_distributions().items():
+        p = probs.detach().float().cpu()
+        if p.dim() == 1:
+            p = p.unsqueeze(0)
+        p = p.reshape(-1, p.shape[-1])
+        for label, value in zip(op_labels(supernet, table, p.shape[-1]), p.mean(0).tolist(), strict=True):
+            writer.add_scalar(f"arch/{table}/{label}", value, epoch)
+        if hasattr(writer, "add_image"):
+            img = p.clamp(0, 1).repeat_interleave(PIXELS, 0).repeat_interleave(PIXELS, 1).unsqueeze(0)
+            writer.add_image(f"arch/{table}", img, epoch, dataformats="CHW")
+
+
+def format_line(epoch: int, epochs: int, metrics: Mapping[str, float]) -> str:
+    """``epoch 3/50  train loss 1.234 acc 45.6%  val loss ... acc ...  lr 0.0241 ...``."""
+    parts = [f"epoch {epoch + 1}/{epochs}"]
+    for split in ("train", "val"):
+        loss, acc = metrics.get(f"{split}_loss", math.nan), metrics.get(f"{split}_acc", math.nan)
+        parts.append(f"{split} loss {loss:.4f} acc {100 * acc:.1f}%")
+    parts.append(f"lr {metrics['lr']:.4g}")
+    for key, fmt in (("tau", "τ {:.3g}"), ("expected_latency_ms", "E[LAT] {:.3g} ms")):
+        if key in metrics:
+            parts.append(fmt.format(metrics[key]))
+    if not metrics.get("arch_updated", 1.0):
+        parts.append("(α warm-up)")
+    return "  ".join(parts)
+
+
+class Progress:
+    """Where the per-epoch line goes: ``log(line)`` when given, else a rich progress bar on a
+    terminal (nothing when stderr is not a terminal; notices then become warnings)."""
+
+    def __init__(self, log: Callable[[str], Any] | None, epochs: int, start: int) -> None:
+        self.log = log
+        self._bar: Any = None
+        if log is None and sys.stderr.isatty():
+            from rich.console import Console
+            from rich.progress import BarColumn, MofNCompleteColumn, Progress as RichProgress, TextColumn, TimeRemainingColumn
+
+            self._bar = RichProgress(TextColumn("darts search"), BarColumn(), MofNCompleteColumn(),
+                                     TimeRemainingColumn(), TextColumn("{task.description}"),
+                                     console=Console(stderr=True), transient=False)
+            self._task = self._bar.add_task("", total=epochs, completed=start)
+            self._bar.start()
+
+    def message(self, line: str) -> None:
+        """A notice the user must see: to ``log``, the bar's console, or ``warnings.warn``."""
+        if self.log is not None:
+            self.log(line)
+        elif self._bar is not None:
+            self._bar.console.print(line)
+        else:
+            warnings.warn(line, stacklevel=3)
+
+    def epoch(self, line: str) -> None:
+        if self._bar is not None:
+            self._bar.update(self._task, advance=1, description=line.split("  ", 1)[-1])
+        elif self.log is not None:
+            self.log(line)
+
+    def close(self) -> None:
+        if self._bar is not None:
+            self._bar.stop()

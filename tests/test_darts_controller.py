@@ -1,0 +1,482 @@
+"""The ``darts`` controller against a tiny mixed-op supernet defined here (the contract of
+``search_spaces/supernet.py``), so these tests do not depend on the real supernets."""
+
+from __future__ import annotations
+
+import itertools
+import math
+from typing import Any
+
+import pytest
+import torch
+from torch import nn
+
+from controllers.base import Objective, SearchData
+from controllers.darts import DartsController
+from controllers.darts_data import Batch, CyclingBatches, split_indices
+from controllers.darts_latency import latency_penalised, predicted_latency
+from controllers.darts_options import DartsOptions
+from controllers.darts_trainer import BilevelTrainer
+from controllers.darts_unrolled import finite_difference_hvp, grads_of
+from search_spaces.supernet import Supernet
+
+OPS = ("none", "skip", "conv3", "avg3")
+EDGES = ((0, 1), (0, 2), (1, 2))  # (from node, to node); node 0 = stem output
+LUT = {"none": 0.0, "skip": 0.5, "conv3": 5.0, "avg3": 1.0}
+
+
+class ToySupernet(Supernet):
+    """3 edges x {none, skip, conv3, avg3} over a 2-node cell; softmax or hard-Gumbel relaxation."""
+
+    def __init__(self, kind: str = "classification", channels: int = 4, classes: int = 3, sampling: str = "softmax",
+                 act: type[nn.Module] = nn.ReLU, seed: int = 0, **_: Any) -> None:
+        super().__init__()
+        torch.manual_seed(seed)
+        self.kind, self.sampling, self.tau, self.taus = kind, sampling, 1.0, []
+        self.stem = nn.Sequential(nn.Conv2d(3, channels, 3, padding=1, bias=False), nn.BatchNorm2d(channels, affine=False))
+        self.edges = nn.ModuleList(
+            nn.ModuleList([
+                nn.Identity(),  # placeholder for 'none' (never run)
+                nn.Identity(),
+                nn.Sequential(act(), nn.Conv2d(channels, channels, 3, padding=1, bias=False), nn.BatchNorm2d(channels, affine=False)),
+                nn.AvgPool2d(3, 1, 1, count_include_pad=False),
+            ]) for _ in EDGES)
+        self.head = nn.Conv2d(channels, classes, 1)
+        self.alpha = nn.Parameter(1e-3 * torch.randn(len(EDGES), len(OPS)))
+
+    def arch_parameters(self) -> list[nn.Parameter]:
+        return [self.alpha]
+
+    def _weights(self) -> torch.Tensor:
+        if self.sampling == "softmax":
+            return self.alpha.softmax(-1)
+        logp = self.alpha.log_softmax(-1)
+        gumbel = -torch.empty_like(logp).exponential_().log()
+        p = ((logp + gumbel) / self.tau).softmax(-1)
+        hard = torch.zeros_like(p).scatter_(-1, p.argmax(-1, keepdim=True), 1.0)
+        return hard - p.detach() + p
+
+    def _edge(self, e: int, x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
+        out = torch.zeros_like(x)
+        if self.sampling == "gumbel":  # GDAS: run the chosen op; the others add their 0-valued weight
+            chosen = int(w[e].argmax())
+            out = out + sum(w[e, i] for i in range(len(OPS)) if i != chosen)
+            return out + w[e, chosen] * (self.edges[e][chosen](x) if OPS[chosen] != "none" else torch.zeros_like(x))
+        return sum((w[e, i] * self.edges[e][i](x) for i in range(len(OPS)) if OPS[i] != "none"), out)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        w = self._weights()
+        n0 = self.stem(x)
+        n1 = self._edge(0, n0, w)
+        n2 = self._edge(1, n0, w) + self._edge(2, n1, w)
+        out = self.head(n1 + n2)
+        return out if self.kind == "segmentation" else out.mean((2, 3))
+
+    def derive(self) -> dict[str, str]:
+        return self.candidates(1)[0]
+
+    def candidates(self, k: int = 1) -> list[dict[str, str]]:
+        logp = self.alpha.detach().log_softmax(-1)
+        combos = itertools.product(range(1, len(OPS)), repeat=len(EDGES))  # never 'none'
+        ranked = sorted(combos, key=lambda c: -sum(float(logp[e, i]) for e, i in enumerate(c)))
+        return [{f"e{a}{b}": OPS[i] for (a, b), i in zip(EDGES, c)} for c in ranked[:k]]
+
+    def arch_distributions(self) -> dict[str, torch.Tensor]:
+        return {"cell": self.alpha.detach().softmax(-1)}
+
+    def set_temperature(self, tau: float) -> None:
+        self.tau = tau
+        self.taus.append(tau)
+
+    def expected_latency(self, lut: dict[str, float]) -> torch.Tensor:
+        cost = torch.tensor([lut[o] for o in OPS], dtype=self.alpha.dtype, device=self.alpha.device)
+        return (self.alpha.softmax(-1) * cost).sum()
+
+    op_names = OPS
+
+
+def toy_data(n: int = 16, kind: str = "classification", classes: int = 3, size: int = 6) -> SearchData:
+    g = torch.Generator().manual_seed(1)
+    images = torch.randn(n, 3, size, size, generator=g)
+    if kind == "segmentation":
+        targets = torch.randint(0, classes, (n, size, size), generator=g)
+        targets[:, 0] = 255
+        return SearchData(images, targets, ignore_index=255)
+    return SearchData(images, torch.randint(0, classes, (n,), generator=g))
+
+
+def controller(seed: int = 0, **options: Any) -> DartsController:
+    options = {"epochs": 1, "batch_size": 4, **options}
+    c = DartsController(**options)
+    c.setup(space=None, objectives=[Objective("valid_acc")], seed=seed)  # type: ignore[arg-type]
+    return c
+
+
+def batches(kind: str = "classification", dtype: torch.dtype = torch.float32) -> tuple[Batch, Batch]:
+    data = toy_data(8, kind)
+    x, y = data.images.to(dtype), data.targets
+    return Batch(x[:4], y[:4]), Batch(x[4:], y[4:])
+
+
+# -- data ---------------------------------------------------------------------------------------
+
+def test_split_halves_are_disjoint_and_cover_the_data() -> None:
+    c = controller(seed=3)
+    c.search(ToySupernet(), toy_data(17))
+    a, b = c.split
+    assert len(a) == 8 and len(b) == 9
+    assert not set(a.tolist()) & set(b.tolist())
+    assert sorted(a.tolist() + b.tolist()) == list(range(17))
+    a2, _ = split_indices(17, 3)
+    assert torch.equal(a, a2) and not torch.equal(a, split_indices(17, 4)[0])
+
+
+def test_cycling_batches_are_full_cover_each_pass_and_restore() -> None:
+    stream = CyclingBatches(torch.arange(10, 20), 4, seed=0)
+    first = torch.cat([next(stream) for _ in range(5)])  # 20 draws = exactly 2 passes
+    assert all(len(x) == 4 for x in (next(stream),))
+    assert sorted(first[:10].tolist()) == list(range(10, 20)) == sorted(first[10:].tolist())
+    state = stream.state_dict()
+    ahead = [next(stream) for _ in range(3)]
+    stream.load_state_dict(state)
+    assert all(torch.equal(x, next(stream)) for x in ahead)
+
+
+# -- gradients ----------------------------------------------------------------------------------
+
+def test_second_order_with_xi_zero_is_the_first_order_gradient() -> None:
+    net = ToySupernet()
+    trainer = BilevelTrainer(net, DartsOptions(order=2))
+    bt, bv = batches()
+    trainer.weight_step(bt)  # non-zero momentum buffers: ξ = 0 must still leave w' = w
+    grads, _, _ = trainer.second_order_gradient(bt, bv, xi=0.0)
+    first = grads_of(trainer.loss(bv)[0], trainer.arch)
+    assert torch.allclose(grads[0], first[0], rtol=1e-6, atol=1e-9)
+    assert grads[0].abs().sum() > 0
+    again, _, _ = trainer.second_order_gradient(bt, bv, xi=0.05)
+    assert not torch.allclose(again[0], first[0], rtol=1e-4, atol=1e-8)  # ξ > 0 adds the Hessian term
+
+
+def test_finite_difference_hvp_matches_double_backward() -> None:
+    net = ToySupernet(act=nn.Tanh).double()
+    net.alpha.data.normal_(0, 0.5)
+    trainer = BilevelTrainer(net, DartsOptions())
+    bt, _ = batches(dtype=torch.float64)
+    weights, arch = trainer.weights, trainer.arch
+    g = torch.Generator().manual_seed(5)
+    vector = [torch.randn(w.shape, generator=g, dtype=w.dtype) for w in weights]
+    fd = finite_difference_hvp(lambda: trainer.loss(bt)[0], weights, arch, vector)
+    gw = torch.autograd.grad(trainer.loss(bt)[0], weights, create_graph=True)
+    exact = torch.autograd.grad(sum((a * v).sum() for a, v in zip(gw, vector)), arch)
+    rel = (fd[0] - exact[0]).norm() / exact[0].norm()
+    assert rel < 1e-3, rel
+    assert exact[0].norm() > 0
+
+
+def test_second_order_matches_autograd_through_the_virtual_sgd_step() -> None:
+    """Exact ∇α L_val(w − ξ(∇w L_train + wd·w + m·buf), α) by autograd vs the FD estimate."""
+    net = ToySupernet(act=nn.Tanh).double()
+    net.alpha.data.normal_(0, 0.5)
+    opts = DartsOptions(order=2, w_weight_decay=0.01, w_momentum=0.9)
+    trainer = BilevelTrainer(net, opts)
+    bt, bv = batches(dtype=torch.float64)
+    trainer.weight_step(bt)  # creates momentum buffers
+    xi = 0.05
+    fd, _, _ = trainer.second_order_gradient(bt, bv, xi)
+
+    names = [n for n, p in net.named_parameters() if p is not net.alpha]
+    params = dict(net.named_parameters())
+    g = torch.autograd.grad(trainer.loss(bt)[0], [params[n] for n in names], create_graph=True)
+    unrolled = {}
+    for n, gi in zip(names, g):
+        w = params[n]
+        buf = trainer.w_opt.state[w]["momentum_buffer"]
+        unrolled[n] = w - xi * (gi + opts.w_weight_decay * w + opts.w_momentum * buf)
+    unrolled["alpha"] = net.alpha
+    logits = torch.func.functional_call(net, unrolled, (bv.images,))
+    exact = torch.autograd.grad(nn.functional.cross_entropy(logits, bv.targets), net.alpha)[0]
+    rel = (fd[0] - exact).norm() / exact.norm()
+    assert rel < 1e-3, rel
+
+
+def test_each_step_computes_only_its_own_gradients() -> None:
+    net = ToySupernet()
+    trainer = BilevelTrainer(net, DartsOptions())
+    bt, bv = batches()
+    before = net.alpha.detach().clone()
+    trainer.weight_step(bt)
+    assert net.alpha.grad is None and torch.equal(net.alpha, before)
+    assert all(w.grad is None for w in trainer.weights)  # freed after the SGD step
+    w_before = [w.detach().clone() for w in trainer.weights]
+    trainer.arch_step(bt, bv)
+    assert all(w.grad is None for w in trainer.weights)
+    assert all(torch.equal(a, b) for a, b in zip(trainer.weights, w_before))
+    assert net.alpha.grad is not None and not torch.equal(net.alpha, before)
+
+
+# -- the search loop ----------------------------------------------------------------------------
+
+def test_no_arch_update_during_warmup_then_updates() -> None:
+    net = ToySupernet()
+    start = net.alpha.detach().clone()
+    snaps: list[torch.Tensor] = []
+    c = controller(epochs=2, warmup_epochs=1)
+    c.search(net, toy_data(), log=lambda line: snaps.append(net.alpha.detach().clone()))
+    assert torch.equal(snaps[0], start)
+    assert not torch.equal(snaps[1], start)
+    assert [h["arch_updated"] for h in c.history] == [0.0, 1.0]
+    assert all(math.isfinite(h["val_acc"]) for h in c.history)
+
+
+def test_gdas_temperature_runs_linearly_from_tau_max_to_tau_min() -> None:
+    opts = DartsOptions(epochs=5, method="gdas")
+    assert opts.tau_at(0) == 10.0 and opts.tau_at(4) == pytest.approx(0.1)
+    net = ToySupernet(sampling="gumbel")
+    c = controller(epochs=3, method="gdas")
+    assert c.supernet_options() == {"sampling": "gumbel"}
+    c.search(net, toy_data())
+    assert net.taus == pytest.approx([10.0, 5.05, 0.1])
+    assert [h["tau"] for h in c.history] == pytest.approx([10.0, 5.05, 0.1])
+
+
+def test_gdas_resamples_a_non_finite_loss() -> None:
+    net = ToySupernet(sampling="gumbel")
+    calls = {"n": 0}
+    forward = net.forward
+
+    def flaky(x: torch.Tensor) -> torch.Tensor:
+        calls["n"] += 1
+        out = forward(x)
+        return out * math.inf if calls["n"] == 1 else out
+
+    net.forward = flaky  # type: ignore[method-assign]
+    trainer = BilevelTrainer(net, DartsOptions(method="gdas"))
+    loss, _ = trainer.loss(batches()[0])
+    assert calls["n"] == 2 and torch.isfinite(loss)
+
+
+class Interrupt(Exception):
+    pass
+
+
+@pytest.mark.parametrize("options", [{"order": 2}, {"method": "gdas"}, {"method": "pcdarts", "warmup_epochs": 1}])
+def test_resume_equals_an_uninterrupted_search(tmp_path: Any, options: dict[str, Any]) -> None:
+    sampling = "gumbel" if options.get("method") == "gdas" else "softmax"
+    full_net = ToySupernet(sampling=sampling)
+    full = controller(epochs=3, top_k=3, **options).search(full_net, toy_data(), checkpoint_dir=tmp_path / "a")
+
+    def stop_after_two(line: str) -> None:
+        if line.startswith("epoch 2/3"):
+            raise Interrupt
+
+    with pytest.raises(Interrupt):
+        controller(epochs=3, top_k=3, **options).search(ToySupernet(sampling=sampling), toy_data(),
+                                                         checkpoint_dir=tmp_path / "b", log=stop_after_two)
+    torch.manual_seed(123)  # a different global RNG state: resume must restore its own
+    resumed_net = ToySupernet(sampling=sampling, seed=7)  # other init: overwritten by the checkpoint
+    lines: list[str] = []
+    c = controller(epochs=3, top_k=3, **options)
+    resumed = c.search(resumed_net, toy_data(), checkpoint_dir=tmp_path / "b", log=lines.append)
+    assert [ln.split()[1] for ln in lines] == ["3/3"]
+    assert resumed == full
+    for (name, a), (_, b) in zip(full_net.state_dict().items(), resumed_net.state_dict().items()):
+        assert torch.equal(a, b), name
+    assert len(c.history) == 3
+
+
+def test_resume_refuses_a_checkpoint_of_other_options(tmp_path: Any) -> None:
+    controller(epochs=1).search(ToySupernet(), toy_data(), checkpoint_dir=tmp_path)
+    with pytest.raises(ValueError, match="different options"):
+        controller(epochs=1, arch_lr=1e-2).search(ToySupernet(), toy_data(), checkpoint_dir=tmp_path)
+
+
+def test_segmentation_loss_ignores_the_ignore_index() -> None:
+    net = ToySupernet(kind="segmentation")
+    c = controller(epochs=1)
+    archs = c.search(net, toy_data(kind="segmentation"))
+    assert archs and set(archs[0].values()) <= set(OPS[1:])
+    trainer = BilevelTrainer(ToySupernet(kind="segmentation"), DartsOptions(), ignore_index=255)
+    data = toy_data(4, kind="segmentation")
+    stats = trainer.evaluate(Batch(data.images, data.targets))
+    assert int(stats.count) == 4 * 5 * 6  # first row of every map ignored
+    assert torch.isfinite(stats.loss)
+
+
+def test_tensorboard_gets_losses_and_arch_distributions() -> None:
+    class Writer:
+        def __init__(self) -> None:
+            self.scalars: dict[str, list[float]] = {}
+            self.images: list[tuple[str, tuple[int, ...]]] = []
+
+        def add_scalar(self, tag: str, value: float, step: int) -> None:
+            self.scalars.setdefault(tag, []).append(value)
+
+        def add_image(self, tag: str, img: torch.Tensor, step: int, dataformats: str) -> None:
+            self.images.append((tag, tuple(img.shape)))
+
+    w = Writer()
+    controller(epochs=2).search(ToySupernet(), toy_data(), writer=w)
+    assert len(w.scalars["search/train_loss"]) == 2 and "search/val_acc" in w.scalars
+    assert sum(w.scalars[f"arch/cell/{op}"][0] for op in OPS) == pytest.approx(1.0)
+    assert w.images[0] == ("arch/cell", (1, 3 * 8, 4 * 8))
+
+
+def test_top_k_candidates_best_first() -> None:
+    net = ToySupernet()
+    net.alpha.data[:, OPS.index("avg3")] += 1.0
+    archs = controller(top_k=3, arch_lr=1e-6).search(net, toy_data())
+    assert len(archs) == 3 and archs[0] == {"e01": "avg3", "e02": "avg3", "e12": "avg3"}
+    assert len({tuple(a.values()) for a in archs}) == 3
+
+
+# -- latency ------------------------------------------------------------------------------------
+
+def test_expected_latency_gradient_matches_the_closed_form_and_finite_differences() -> None:
+    net = ToySupernet().double()
+    net.alpha.data.normal_(0, 1)
+    lat = net.expected_latency(LUT)
+    (grad,) = torch.autograd.grad(lat, net.alpha)
+    p = net.alpha.detach().softmax(-1)
+    cost = torch.tensor([LUT[o] for o in OPS], dtype=torch.float64)
+    closed = p * (cost - (p * cost).sum(-1, keepdim=True))  # Σ_j c_j p_j (δ_ij − p_i)
+    assert torch.allclose(grad, closed, atol=1e-12)
+    for form in ("mul", "add"):
+        ce = torch.tensor(1.3, dtype=torch.float64)
+        f = lambda a: latency_penalised(ce, (a.softmax(-1) * cost).sum(), 4.0, form=form, weight=0.2, beta=0.3)  # noqa: E731
+        alpha = net.alpha.detach().clone().requires_grad_(True)
+        (g,) = torch.autograd.grad(f(alpha), alpha)
+        h, num = 1e-6, torch.zeros_like(alpha)
+        for idx in itertools.product(range(alpha.shape[0]), range(alpha.shape[1])):
+            d = torch.zeros_like(alpha)
+            d[idx] = h
+            num[idx] = (f(alpha + d) - f(alpha - d)) / (2 * h)
+        assert torch.allclose(g, num, atol=1e-8), form
+
+
+def test_latency_penalty_at_the_target_leaves_the_mul_loss_scaled_by_weight() -> None:
+    ce = torch.tensor(2.0)
+    assert float(latency_penalised(ce, torch.tensor(80.0), 80.0, form="mul", weight=0.2, beta=0.3)) == pytest.approx(0.4)
+    assert float(latency_penalised(ce, torch.tensor(80.0), 80.0, form="add", weight=0.5, beta=0.3)) == pytest.approx(2.5)
+
+
+@pytest.mark.parametrize("form", ["mul", "add"])
+def test_latency_penalty_pushes_alpha_towards_cheaper_ops(form: str) -> None:
+    lut = {**LUT, "none": 0.2}
+    net = ToySupernet()
+    start = net.expected_latency(lut).item()
+    c = controller(epochs=3, arch_lr=0.05, latency_target_ms=2.0, latency_loss=form, latency_weight=5.0,
+                   w_lr=1e-4, w_lr_min=1e-4)
+    c.search(net, toy_data(), latency_lut=lut)
+    p = net.alpha.detach().softmax(-1)
+    assert net.expected_latency(lut).item() < start - 0.5
+    assert (p[:, OPS.index("conv3")] < p[:, OPS.index("skip")]).all()
+    assert c.history[-1]["expected_latency_ms"] < c.history[0]["expected_latency_ms"]
+
+
+def test_derived_arch_respects_the_hard_latency_target() -> None:
+    net = ToySupernet()
+    net.alpha.data[:, OPS.index("conv3")] += 3.0  # conv3 everywhere = 15 ms
+    net.alpha.data[0, OPS.index("skip")] += 2.9
+    lines: list[str] = []
+    c = controller(arch_lr=1e-6, latency_target_ms=11.0, latency_loss="add", latency_weight=1e-6)
+    (arch,) = c.search(net, toy_data(), latency_lut=LUT, log=lines.append)
+    assert predicted_latency(net, net.derive(), LUT) == 15.0
+    assert arch == {"e01": "skip", "e02": "conv3", "e12": "conv3"}  # 10.5 ms, the best within 11
+    assert any("within the target" in ln for ln in lines)
+    assert c.latency_report[0]["feasible"] is False
+
+    lines.clear()
+    c = controller(arch_lr=1e-6, latency_target_ms=1.2, latency_loss="add", latency_weight=1e-6)
+    (arch,) = c.search(net, toy_data(), latency_lut=LUT, log=lines.append)
+    assert arch == net.derive()  # no candidate of the pool fits: the best is returned, with a warning
+    assert any("WARNING no derived architecture meets latency_target_ms=1.2" in ln for ln in lines)
+    with pytest.warns(UserWarning, match="no derived architecture meets"):  # no log: a Python warning
+        controller(arch_lr=1e-6, latency_target_ms=1.2, latency_loss="add").search(net, toy_data(), latency_lut=LUT)
+
+
+def test_predicted_latency_uses_the_space_lut_decomposition() -> None:
+    class LutSpace:
+        offers = frozenset({"supernet", "lut"})
+
+        def lut_keys(self, arch: dict[str, str], task: Any) -> list[str]:
+            return ["base"] + [f"{op}@{edge}" for edge, op in arch.items()]
+
+    net = ToySupernet()
+    arch = {"e01": "skip", "e02": "conv3", "e12": "conv3"}
+    assert predicted_latency(net, arch, LUT) == 10.5  # no space: the op names of the arch
+    net.space, net.task = LutSpace(), None  # type: ignore[assignment]
+    lut = {"base": 1.0, "skip@e01": 0.25, "conv3@e02": 2.0, "conv3@e12": 3.0}
+    assert predicted_latency(net, arch, lut) == 6.25
+    with pytest.raises(ValueError, match="no entry 'base'"):
+        predicted_latency(net, arch, {k: v for k, v in lut.items() if k != "base"})
+
+
+def test_latency_target_without_a_lut_is_an_error() -> None:
+    with pytest.raises(ValueError, match="latency LUT"):
+        controller(latency_target_ms=5.0).search(ToySupernet(), toy_data())
+    with pytest.raises(ValueError, match="needs the supernet's expected latency: KeyError: 'none'"):
+        controller(latency_target_ms=5.0).search(ToySupernet(), toy_data(), latency_lut={"skip": 1.0})
+    c = controller()  # without a target a LUT the supernet cannot use is only not logged
+    c.search(ToySupernet(), toy_data(), latency_lut={"skip": 1.0})
+    assert "expected_latency_ms" not in c.history[0]
+
+
+# -- options ------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize(("options", "message"), [
+    ({"order": 3}, "order must be 1"),
+    ({"method": "enas"}, "method must be one of darts, pcdarts, gdas"),
+    ({"method": "gdas", "order": 2}, "order=2 is not supported with method='gdas'"),
+    ({"epochs": 0}, "epochs must be an integer >= 1"),
+    ({"epochs": 5, "warmup_epochs": 5}, "warmup_epochs \\(5\\) must be < epochs"),
+    ({"w_lr": -1.0}, "w_lr must be > 0"),
+    ({"w_lr_min": 0.1}, "w_lr_min \\(0.1\\) must be <= w_lr"),
+    ({"arch_betas": (0.5,)}, "arch_betas must be two numbers"),
+    ({"tau_min": 20.0}, "tau_min \\(20.0\\) must be <= tau_max"),
+    ({"latency_loss": "pow"}, "latency_loss must be 'mul'"),
+    ({"latency_target_ms": 0.5}, "latency_loss='mul' needs latency_target_ms > 1"),
+    ({"partial_channels": 0}, "partial_channels must be an integer >= 1"),
+    ({"supernet": {"sampling": "gumbel"}}, "supernet options \\[.sampling.\\] are set by method"),
+    ({"top_k": 0}, "top_k must be an integer >= 1"),
+])
+def test_options_are_validated_with_one_line_errors(options: dict[str, Any], message: str) -> None:
+    with pytest.raises(ValueError, match=f"^darts: {message}") as err:
+        DartsController(**options)
+    assert "\n" not in str(err.value)
+
+
+def test_supernet_options_map_the_method_and_pass_sizes_through() -> None:
+    assert DartsController(supernet={"C": 8, "layers": 5}).supernet_options() == {"C": 8, "layers": 5, "sampling": "softmax"}
+    assert DartsController(method="pcdarts", partial_channels=2).supernet_options() == {
+        "sampling": "softmax", "partial_channels": 2, "edge_norm": True}
+    assert DartsController.requires == frozenset({"supernet"}) and DartsController.name == "darts"
+
+
+# -- the real supernets (skipped while a space is missing) --------------------------------------
+
+@pytest.mark.parametrize("options", [{"order": 2}, {"method": "pcdarts", "partial_channels": 2}])
+def test_search_runs_on_the_darts_supernet(options: dict[str, Any]) -> None:
+    darts = pytest.importorskip("search_spaces.darts")
+    from search_spaces.base import Task
+
+    space = darts.DartsSpace()
+    c = controller(epochs=1, top_k=2, supernet={"C": 4, "layers": 3}, **options)
+    net = space.supernet(Task("classification", 3, (8, 8), 10), **c.supernet_options())
+    data = SearchData(torch.randn(8, 3, 8, 8), torch.randint(0, 10, (8,)))
+    archs = c.search(net, data)
+    assert len(archs) == 2 and archs[0] != archs[1]
+    for arch in archs:
+        space.validate(arch)
+
+
+def test_search_runs_on_the_seg_hierarchical_supernet() -> None:
+    seg = pytest.importorskip("search_spaces.seg_hierarchical")
+    from search_spaces.base import Task
+
+    space = seg.SegHierarchicalSpace(layers=2, blocks=2, filter_multiplier=2)
+    c = controller(epochs=1, batch_size=2)
+    net = space.supernet(Task("segmentation", 3, (16, 16), 3), **c.supernet_options())
+    data = toy_data(4, kind="segmentation", size=16)
+    (arch,) = c.search(net, data)
+    space.validate(arch)
+    assert math.isfinite(c.history[0]["val_loss"])

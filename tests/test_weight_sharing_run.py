@@ -1,0 +1,46 @@
+"""The run loop's weight-sharing path: supernet search -> derived archs -> evaluators -> store."""
+
+from __future__ import annotations
+
+import pytest
+
+from automl.config import Component, RunConfig
+from automl.run import Run, RunSetupError
+from controllers.base import WeightSharingController
+
+
+def _config(tmp_path, **controller):
+    return RunConfig(
+        space=Component("nb201", {"channels": 2, "cells_per_stage": 1}),
+        controller=Component("darts", {"epochs": 1, "batch_size": 128, "top_k": 2, **controller}),
+        evaluators=[Component("train", {"epochs": 1, "batch_size": 128, "save_weights": True}), Component("cost")],
+        dataset="digits",
+        budget=2,
+        run_dir=str(tmp_path / "run"),
+    )
+
+
+def test_supernet_search_then_evaluate_derived_archs(tmp_path):
+    run = Run(_config(tmp_path), tensorboard=False)
+    assert isinstance(run.controller, WeightSharingController)
+    summary = run.execute()
+    assert len(summary.records) == 2 and all(r.state == "complete" for r in summary.records)
+    assert summary.best is not None and "val_acc" in summary.best.metrics and "params_M" in summary.best.metrics
+    assert (tmp_path / "run" / "supernet" / "supernet.pt").is_file()
+    assert (tmp_path / "run" / "derived-0.png").is_file()
+    assert (tmp_path / "run" / "trials" / f"{summary.best.number:05d}" / "weights.pt").is_file()
+
+    resumed = Run(_config(tmp_path), resume=True, tensorboard=False).execute()
+    assert [r.key for r in resumed.records] == [r.key for r in summary.records]  # nothing evaluated twice
+    assert resumed.duplicates == 2
+
+
+def test_weight_sharing_needs_a_supernet_and_one_objective(tmp_path):
+    cfg = _config(tmp_path)
+    cfg.space = Component("seg-unet")
+    with pytest.raises(RunSetupError, match="requires \\['supernet'\\]"):
+        Run(cfg, tensorboard=False)
+    cfg = _config(tmp_path)
+    cfg.objectives = ["val_acc:max", "params_M:min"]
+    with pytest.raises(RunSetupError, match="single objective"):
+        Run(cfg, tensorboard=False)
