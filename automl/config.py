@@ -62,9 +62,9 @@ QUICK_DEFAULTS: dict[tuple[str, str], dict[str, Any]] = {
     ("seg-hierarchical", "darts"): {
         "space": {"layers": 4, "filter_multiplier": 4, "retrain_filter_multiplier": 4,
                   "stem_channels": [16, 16, 32], "aspp_channels": 32},
-        "controller": {"epochs": 3, "batch_size": 16, "warmup_epochs": 1, "w_lr": 0.05, "arch_lr": 3e-3,
+        "controller": {"epochs": 8, "batch_size": 16, "warmup_epochs": 3, "w_lr": 0.05, "arch_lr": 3e-3,
                        "arch_weight_decay": 1e-3},
-        "evaluators": [{"name": "train", "epochs": 6, "batch_size": 16, "optimizer": "adamw", "save_weights": True},
+        "evaluators": [{"name": "train", "epochs": 12, "batch_size": 16, "optimizer": "adamw", "save_weights": True},
                        {"name": "latency", "min_run_time": 0.1}],
         "budget": 1,
     },
