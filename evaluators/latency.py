@@ -79,7 +79,7 @@ class LatencyEvaluator(Evaluator):
             try:
                 import onnxruntime  # noqa: F401
             except ImportError:
-                raise ValueError("latency: onnxruntime=True needs the onnxruntime package (automl[onnx])") from None
+                raise ValueError("latency: onnxruntime=True needs the onnxruntime package (pip install onnxruntime)") from None
 
     def evaluate(self, arch: Arch, model: Any, ctx: EvalContext) -> Mapping[str, float]:
         if not isinstance(model, nn.Module):
