@@ -173,3 +173,26 @@ def test_space_exhaustion_stops_the_run(tmp_path):
     run.space.size = lambda: 50  # pretend the space is tiny
     summary = run.execute()
     assert summary.stopped.startswith("space exhausted") and len(summary.records) == 50
+
+
+class Reporting(Toy):
+    """Reports its score at four 'epochs' and stops when the pruner says so."""
+
+    def evaluate(self, arch, model, ctx):
+        out = super().evaluate(arch, model, ctx)
+        for step in range(4):
+            if ctx.report(step, out["score"]):
+                from evaluators.base import TrialPruned
+
+                raise TrialPruned(f"at step {step}")
+        return out
+
+
+def test_median_pruner_stops_poor_trials(tmp_path):
+    summary = make(tmp_path, Reporting(), controller="random", budget=30, pruner="median").execute()
+    pruned = [r for r in summary.records if r.state == "pruned"]
+    done = [r for r in summary.records if r.state == "complete"]
+    assert pruned and done and len(summary.records) == 30
+    assert all(r.error.startswith("pruned") for r in pruned)
+    store = TrialStore(default_storage(str(tmp_path / "run")), "run", [Objective("score", "max")], create=False)
+    assert sum(t.state.name == "PRUNED" for t in store.study.trials) == len(pruned)
