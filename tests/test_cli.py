@@ -8,17 +8,9 @@ import textwrap
 import pytest
 import yaml
 
-from automl.cli import main
+from tests.helpers import run_cli
 
 
-def cli(capsys, *args: str) -> tuple[int, str, str]:
-    try:
-        main(list(args))
-        code = 0
-    except SystemExit as exc:
-        code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 @pytest.fixture
@@ -39,7 +31,7 @@ def table_config(tmp_path, shared_benchmarks):
 
 
 def test_search_show_pareto(capsys, tmp_path, table_config):
-    code, out, err = cli(capsys, "search", "--config", str(table_config), "--budget", "20", "--no-progress")
+    code, out, err = run_cli(capsys, "search", "--config", str(table_config), "--budget", "20", "--no-progress")
     assert code == 0, err
     run_dir = tmp_path / "runs" / "evo"
     assert "20 trial(s)" in out and "best valid_acc" in out
@@ -47,36 +39,36 @@ def test_search_show_pareto(capsys, tmp_path, table_config):
     assert cfg["budget"] == 20 and cfg["controller"] == {"name": "evolution", "population": 10, "sample_size": 3}
     assert (run_dir / "study.db").is_file() and (run_dir / "front.png").is_file() and (run_dir / "tb").is_dir()
 
-    code, out, err = cli(capsys, "show", str(run_dir), "--top", "3")
+    code, out, err = run_cli(capsys, "show", str(run_dir), "--top", "3")
     assert code == 0, err
     assert "best valid_acc" in out and "Pareto front (1)" in out and "test_acc" in out
 
     for suffix in ("png", "html"):
         target = tmp_path / f"front.{suffix}"
-        code, out, err = cli(capsys, "pareto", str(run_dir), "--out", str(target))
+        code, out, err = run_cli(capsys, "pareto", str(run_dir), "--out", str(target))
         assert code == 0, err
         assert target.stat().st_size > 1000
-    code, out, err = cli(capsys, "pareto", str(run_dir), "--out", str(tmp_path / "f.png"),
+    code, out, err = run_cli(capsys, "pareto", str(run_dir), "--out", str(tmp_path / "f.png"),
                          "--objective", "valid_acc:max", "--objective", "params_M:min", "--objective", "flops_M:min")
     assert code == 0, err
 
 
 def test_resume_extends_the_budget(capsys, tmp_path, table_config):
-    assert cli(capsys, "search", "--config", str(table_config), "--no-progress")[0] == 0
+    assert run_cli(capsys, "search", "--config", str(table_config), "--no-progress")[0] == 0
     run_dir = tmp_path / "runs" / "evo"
-    code, out, err = cli(capsys, "search", "--resume", str(run_dir), "--budget", "25", "--no-progress")
+    code, out, err = run_cli(capsys, "search", "--resume", str(run_dir), "--budget", "25", "--no-progress")
     assert code == 0, err
     assert "resumed 15 trial(s)" in out and "25 trial(s)" in out
     assert yaml.safe_load((run_dir / "config.yaml").read_text())["budget"] == 25
 
 
 def test_two_objectives_and_a_constraint(capsys, tmp_path, table_config):
-    code, out, err = cli(capsys, "search", "--config", str(table_config), "--objective", "valid_acc:max",
+    code, out, err = run_cli(capsys, "search", "--config", str(table_config), "--objective", "valid_acc:max",
                          "--objective", "flops_M:min", "--constraint", "flops_M<=100", "--controller", "nsga2",
                          "--budget", "30", "--no-progress")
     assert code == 0, err
     assert "Pareto front:" in out
-    code, out, err = cli(capsys, "show", str(tmp_path / "runs" / "evo"), "--top", "0")
+    code, out, err = run_cli(capsys, "show", str(tmp_path / "runs" / "evo"), "--top", "0")
     assert code == 0 and "infeasible" in out
 
 
@@ -96,7 +88,7 @@ def test_two_objectives_and_a_constraint(capsys, tmp_path, table_config):
     ],
 )
 def test_bad_input_is_one_line_exit_2_and_writes_nothing(capsys, tmp_path, table_config, args, message):
-    code, out, err = cli(capsys, "search", "--config", str(table_config), "--no-progress", *args)
+    code, out, err = run_cli(capsys, "search", "--config", str(table_config), "--no-progress", *args)
     assert code == 2
     assert message in err, err
     assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
@@ -106,20 +98,20 @@ def test_bad_input_is_one_line_exit_2_and_writes_nothing(capsys, tmp_path, table
 def test_unknown_config_key(capsys, tmp_path):
     bad = tmp_path / "bad.yaml"
     bad.write_text("space: nb201\nbugdet: 3\n")
-    code, _, err = cli(capsys, "search", "--config", str(bad))
+    code, _, err = run_cli(capsys, "search", "--config", str(bad))
     assert code == 2 and "unknown key(s) bugdet; accepted: space, controller" in err
-    code, _, err = cli(capsys, "search", "--config", str(tmp_path / "missing.yaml"))
+    code, _, err = run_cli(capsys, "search", "--config", str(tmp_path / "missing.yaml"))
     assert code == 2 and "config file not found" in err
-    code, _, err = cli(capsys, "show", str(tmp_path))
+    code, _, err = run_cli(capsys, "show", str(tmp_path))
     assert code == 2 and "is not a run directory" in err
 
 
 def test_listings(capsys):
-    code, out, _ = cli(capsys, "spaces")
+    code, out, _ = run_cli(capsys, "spaces")
     assert code == 0 and "nb201" in out and "decisions" in out
-    code, out, _ = cli(capsys, "controllers")
+    code, out, _ = run_cli(capsys, "controllers")
     assert code == 0 and all(n in out for n in ("random", "evolution", "tpe", "nsga2"))
-    code, out, _ = cli(capsys, "evaluators")
+    code, out, _ = run_cli(capsys, "evaluators")
     assert code == 0 and "nb201-table" in out and "report-only: test_acc" in out
 
 
@@ -142,5 +134,5 @@ def test_plugins_from_entry_points(capsys, tmp_path, monkeypatch):
 
     assert "lucky" in registry.names("controller")
     assert registry.create("controller", "lucky").name == "lucky"
-    code, out, _ = cli(capsys, "controllers")
+    code, out, _ = run_cli(capsys, "controllers")
     assert "lucky" in out and "a plug-in controller" in out

@@ -10,7 +10,7 @@ import textwrap
 import numpy as np
 import pytest
 
-from automl.cli import main
+from tests.helpers import run_cli
 
 LOADER = textwrap.dedent("""
     import sys
@@ -27,14 +27,6 @@ LOADER = textwrap.dedent("""
 """)
 
 
-def _cli(capsys, *args):
-    try:
-        main(list(args))
-        code = 0
-    except SystemExit as exc:
-        code = exc.code
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 @pytest.fixture(scope="module")
@@ -55,7 +47,7 @@ def trained_run(tmp_path_factory):
 
 def test_export_all_formats_and_load_without_automl(capsys, trained_run, tmp_path):
     out = tmp_path / "artefacts"
-    code, text, err = _cli(capsys, "export", str(trained_run), "--format", "all", "--out", str(out))
+    code, text, err = run_cli(capsys, "export", str(trained_run), "--format", "all", "--out", str(out))
     assert code == 0, err
     assert "parity" in text and "ABOVE" not in text
     card = json.loads((out / "model_card.json").read_text())
@@ -92,15 +84,15 @@ def test_export_all_formats_and_load_without_automl(capsys, trained_run, tmp_pat
 
 
 def test_export_errors(capsys, trained_run, tmp_path):
-    code, _, err = _cli(capsys, "export", str(trained_run), "--trial", "99", "--out", str(tmp_path / "a"))
+    code, _, err = run_cli(capsys, "export", str(trained_run), "--trial", "99", "--out", str(tmp_path / "a"))
     assert code == 2 and "has no finished trial 99" in err
-    code, _, err = _cli(capsys, "export", str(trained_run), "--format", "tflite", "--out", str(tmp_path / "b"))
+    code, _, err = run_cli(capsys, "export", str(trained_run), "--format", "tflite", "--out", str(tmp_path / "b"))
     assert code == 2 and "unknown format(s) ['tflite']" in err
     (trained_run / "trials" / "00000" / "weights.pt").rename(trained_run / "w.bak")
     try:
-        code, _, err = _cli(capsys, "export", str(trained_run), "--trial", "0", "--out", str(tmp_path / "c"))
+        code, _, err = run_cli(capsys, "export", str(trained_run), "--trial", "0", "--out", str(tmp_path / "c"))
         assert code == 2 and "--train-epochs" in err
-        code, text, err = _cli(capsys, "export", str(trained_run), "--trial", "0", "--format", "pt2",
+        code, text, err = run_cli(capsys, "export", str(trained_run), "--trial", "0", "--format", "pt2",
                                "--train-epochs", "1", "--out", str(tmp_path / "c"))
         assert code == 0, err
         assert "retrained" in text and (tmp_path / "c" / "model.pt2").is_file()

@@ -114,14 +114,15 @@ def test_constraints_mark_infeasible_trials_and_keep_them_off_the_front(tmp_path
 
 
 def test_incompatible_controller_is_refused_naming_choices(tmp_path):
-    with pytest.raises(RunSetupError, match="requires \\['supernet'\\].*controllers for this space: random, evolution, tpe, nsga2"):
-        make(tmp_path, controller="tests.test_run:NeedsSupernet")
+    with pytest.raises(RunSetupError, match="requires \\['neighbors'\\].*controllers for this space: random, evolution, "
+                                            "tpe, nsga2, darts; spaces for this controller: none"):
+        make(tmp_path, controller="tests.test_run:NeedsMorphisms")
     assert not (tmp_path / "run").exists()
 
 
-class NeedsSupernet(Controller):
-    name: ClassVar[str] = "needs-supernet"
-    requires: ClassVar[frozenset[str]] = frozenset({"supernet"})
+class NeedsMorphisms(Controller):
+    name: ClassVar[str] = "needs-morphisms"
+    requires: ClassVar[frozenset[str]] = frozenset({"neighbors"})
 
 
 def test_existing_run_dir_is_not_overwritten(tmp_path):

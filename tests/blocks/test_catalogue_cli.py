@@ -5,19 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 
 from automl import catalogue
-from automl.cli import main
+from tests.helpers import run_cli
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "blocks.md"
 
 
-def _cli(capsys, *args):
-    try:
-        main(list(args))
-        code = 0
-    except SystemExit as exc:
-        code = exc.code
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def test_docs_page_is_current():
@@ -27,18 +19,18 @@ def test_docs_page_is_current():
 
 
 def test_blocks_listing_and_detail(capsys):
-    code, out, _ = _cli(capsys, "blocks")
+    code, out, _ = run_cli(capsys, "blocks")
     assert code == 0 and "51 block(s)" in out and "deform_conv" in out and "aspp" in out
-    code, out, _ = _cli(capsys, "blocks", "--kind", "video")
+    code, out, _ = run_cli(capsys, "blocks", "--kind", "video")
     assert code == 0 and "slowfast" in out and "deform_conv" not in out
-    code, out, _ = _cli(capsys, "blocks", "sep_conv")
+    code, out, _ = run_cli(capsys, "blocks", "sep_conv")
     assert code == 0 and "kernel_size = 3" in out and "ONNX:      yes" in out and "9,600" in out
 
 
 def test_blocks_bad_input(capsys):
-    code, _, err = _cli(capsys, "blocks", "sepconv")
+    code, _, err = run_cli(capsys, "blocks", "sepconv")
     assert code == 2 and "unknown block 'sepconv'" in err and len(err.strip().splitlines()) == 1
-    code, _, err = _cli(capsys, "blocks", "--kind", "mlp")
+    code, _, err = run_cli(capsys, "blocks", "--kind", "mlp")
     assert code == 2 and "unknown kind 'mlp'" in err
 
 
