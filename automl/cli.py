@@ -218,23 +218,12 @@ def export(
     if train_epochs is not None and train_epochs < 1:
         _fail(f"--train-epochs must be a positive integer, got {train_epochs}")
     console = _console()
-    target = out
     try:
-        if target is None:
-            from automl.report import open_run
-
-            from automl.export import _select
-
-            target = run_dir / "export" / f"trial-{_select(open_run(run_dir), trial, objective).number}"
-        result = export_run(run_dir, target, trial=trial, objective=objective, formats=formats,
+        result = export_run(run_dir, out, trial=trial, objective=objective, formats=formats,
                             train_epochs=train_epochs, device=device, log=lambda m: console.print(f"[dim]{m}[/dim]"))
     except (ExportError, SpecError) as exc:
         _fail(str(exc))
     except Exception as exc:  # an exporter failure: say which and why, in one line
-        from automl.report import ReportError
-
-        if isinstance(exc, ReportError):
-            _fail(str(exc))
         _fail(f"export failed: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}")
     rec = result.trial
     console.print(f"trial {rec.number} ({rec.arch_str or rec.key}); weights: {result.weights}")

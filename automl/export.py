@@ -175,7 +175,7 @@ def check_parity(model: nn.Module, files: dict[str, Path], inputs: dict[str, tor
 
 def export_run(
     run_dir: str | Path,
-    out_dir: str | Path,
+    out_dir: str | Path | None = None,
     *,
     trial: str = "best",
     objective: str | None = None,
@@ -202,9 +202,9 @@ def export_run(
     dataset = _dataset(view, space)
     task = dataset.task if dataset is not None else space.default_task
     model = space.build(rec.arch, task)
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    out = Path(out_dir) if out_dir is not None else view.run_dir / "export" / f"trial-{rec.number}"
     weights = _weights(view, rec, model, dataset, space, task, train_epochs, device, log)
+    out.mkdir(parents=True, exist_ok=True)
     model = model.cpu().eval()
 
     gen = torch.Generator().manual_seed(0)

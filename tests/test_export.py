@@ -92,6 +92,7 @@ def test_export_errors(capsys, trained_run, tmp_path):
     try:
         code, _, err = run_cli(capsys, "export", str(trained_run), "--trial", "0", "--out", str(tmp_path / "c"))
         assert code == 2 and "--train-epochs" in err
+        assert not (tmp_path / "c").exists()  # nothing half-written
         code, text, err = run_cli(capsys, "export", str(trained_run), "--trial", "0", "--format", "pt2",
                                "--train-epochs", "1", "--out", str(tmp_path / "c"))
         assert code == 0, err
