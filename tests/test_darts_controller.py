@@ -36,7 +36,7 @@ class ToySupernet(Supernet):
         self.stem = nn.Sequential(nn.Conv2d(3, channels, 3, padding=1, bias=False), nn.BatchNorm2d(channels, affine=False))
         self.edges = nn.ModuleList(
             nn.ModuleList([
-                nn.Identity(),  # placeholder for 'none' (never run)
+                nn.Identity(),  # the 'none' slot: the toy mixed op skips it
                 nn.Identity(),
                 nn.Sequential(act(), nn.Conv2d(channels, channels, 3, padding=1, bias=False), nn.BatchNorm2d(channels, affine=False)),
                 nn.AvgPool2d(3, 1, 1, count_include_pad=False),

@@ -93,21 +93,7 @@ class DepthwisePointwise(nn.Sequential):
         dilation: int,
         affine: bool,
     ) -> None:
-        super().__init__(
-            nn.ReLU(inplace=False),
-            nn.Conv2d(
-                c_in,
-                c_in,
-                check_odd(kernel_size),
-                stride=stride,
-                padding=same_padding(kernel_size, dilation),
-                dilation=dilation,
-                groups=c_in,
-                bias=False,
-            ),
-            nn.Conv2d(c_in, c_out, 1, bias=False),
-            nn.BatchNorm2d(c_out, affine=affine),
-        )
+        super().__init__(nn.ReLU(inplace=False), *blaze_unit(c_in, c_out, stride, dilation, kernel_size, affine))
 
 
 @register_block(
@@ -325,9 +311,9 @@ class BlazeShortcut(nn.Module):
 
 
 def blaze_unit(
-    c_in: int, c_out: int, stride: int, dilation: int, kernel_size: int
+    c_in: int, c_out: int, stride: int, dilation: int, kernel_size: int, affine: bool = True
 ) -> list[nn.Module]:
-    """Depthwise k x k (stride) -> pointwise 1x1 -> BN, the body of a BlazeBlock."""
+    """Depthwise k x k (stride) -> pointwise 1x1 -> BN: the body of a BlazeBlock and of DARTS' DilConv."""
     return [
         nn.Conv2d(
             c_in,
@@ -340,7 +326,7 @@ def blaze_unit(
             bias=False,
         ),
         nn.Conv2d(c_in, c_out, 1, bias=False),
-        nn.BatchNorm2d(c_out),
+        nn.BatchNorm2d(c_out, affine=affine),
     ]
 
 
