@@ -118,7 +118,7 @@ def search(
 
 
 def _print_summary(console, run, summary) -> None:
-    from automl.report import ReportError, open_run, plot_front
+    from automl.report import ReportError, RunView, plot_front
 
     done = len(summary.records)
     failed = sum(r.state != "complete" for r in summary.records)
@@ -134,7 +134,8 @@ def _print_summary(console, run, summary) -> None:
         console.print(f"Pareto front: {len(summary.front)} trial(s): {', '.join(str(r.number) for r in summary.front)}")
     if run.run_dir is not None:
         try:
-            png = plot_front(open_run(run.run_dir), run.run_dir / "front.png")
+            view = RunView(run.run_dir, run.config, summary.objectives, summary.records)
+            png = plot_front(view, run.run_dir / "front.png")
             console.print(f"plot: {png}")
         except ReportError as exc:
             console.print(f"[dim]no plot: {exc}[/dim]")

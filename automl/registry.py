@@ -129,13 +129,13 @@ def create(kind: Kind, name: str, options: dict[str, Any] | None = None) -> Any:
             if options:
                 raise RegistryError(f"evaluator {name!r} is a function and takes no options {sorted(options)}")
             return FunctionEvaluator(obj)
-        if hasattr(obj, "evaluate"):
-            return obj  # an already-built evaluator instance
-    if not inspect.isclass(obj) or not issubclass(obj, BASES[kind]):
-        if kind == "evaluator" and inspect.isclass(obj) and hasattr(obj, "evaluate"):
-            pass  # duck-typed evaluator class
-        else:
-            raise RegistryError(f"{name!r} is not a {kind} (expected a subclass of {BASES[kind].__name__})")
+        if hasattr(obj, "evaluate"):  # an already-built evaluator instance
+            if options:
+                raise RegistryError(f"evaluator {name!r} is an instance and takes no options {sorted(options)}")
+            return obj
+    duck_evaluator = kind == "evaluator" and inspect.isclass(obj) and hasattr(obj, "evaluate")
+    if not inspect.isclass(obj) or not (issubclass(obj, BASES[kind]) or duck_evaluator):
+        raise RegistryError(f"{name!r} is not a {kind} (expected a subclass of {BASES[kind].__name__})")
     try:
         inspect.signature(obj).bind(**options)
     except TypeError:

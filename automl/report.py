@@ -104,8 +104,9 @@ def plot_front(view: RunView, out: Path, objectives: Sequence[Objective] | None 
     return out
 
 
-def _series(pool, members, objectives):
-    groups = {"front": [], "feasible": [], "infeasible": []}
+def _series(pool: list[TrialRecord], members: set[int]) -> dict[str, list[TrialRecord]]:
+    """Trials split into front / feasible / infeasible for plotting."""
+    groups: dict[str, list[TrialRecord]] = {"front": [], "feasible": [], "infeasible": []}
     for r in pool:
         key = "front" if r.number in members else ("infeasible" if r.violation > 0 else "feasible")
         groups[key].append(r)
@@ -118,7 +119,7 @@ def _plot_png(pool, members, objectives, out: Path, title: str) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    groups = _series(pool, members, objectives)
+    groups = _series(pool, members)
     style = {"feasible": dict(c="#9ecae1", marker="o", s=18), "infeasible": dict(c="#bbbbbb", marker="x", s=18),
              "front": dict(c="#d62728", marker="*", s=80)}
     fig = plt.figure(figsize=(7, 5))
@@ -165,7 +166,7 @@ def _plot_png(pool, members, objectives, out: Path, title: str) -> None:
 def _plot_html(pool, members, objectives, out: Path, title: str) -> None:
     import plotly.graph_objects as go
 
-    groups = _series(pool, members, objectives)
+    groups = _series(pool, members)
     colors = {"front": "#d62728", "feasible": "#6baed6", "infeasible": "#aaaaaa"}
     fig = go.Figure()
     for key, rs in groups.items():

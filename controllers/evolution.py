@@ -15,7 +15,7 @@ S=25, which only pay off at budgets of thousands of models.
 from __future__ import annotations
 
 from collections import deque
-from typing import Any, ClassVar
+from typing import ClassVar
 
 from controllers.base import Controller, Result
 from controllers.pareto import rank_order
@@ -62,6 +62,3 @@ class RegularizedEvolution(Controller):
         if len(self.objectives) == 1:
             return max(range(len(sample)), key=lambda i: (violations[i] <= 0, -violations[i], points[i]))
         return rank_order(points, violations)[0]
-
-    def state_dict(self) -> dict[str, Any]:
-        return {"population": len(self.population), "history": len(self.history)}
