@@ -15,6 +15,7 @@ in norm, below bf16 resolution).
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from contextlib import nullcontext
 from dataclasses import dataclass
 from typing import Any
 
@@ -125,7 +126,7 @@ class BilevelTrainer:
         use_amp = self.amp if amp is None else amp
         tries = GUMBEL_RETRIES if self.options.method == "gdas" else 1
         for _ in range(tries):
-            with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=use_amp):
+            with torch.autocast(self.device.type, dtype=torch.bfloat16) if use_amp else nullcontext():
                 logits = self.net(batch.images)
             loss = self._ce(logits, batch.targets)
             if tries == 1 or bool(torch.isfinite(loss)):

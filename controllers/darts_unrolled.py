@@ -61,16 +61,14 @@ def finite_difference_hvp(train_loss: LossFn, weights: Sequence[torch.Tensor], a
 
     The weights are restored exactly (from a copy, not by adding ε back).
     """
-    norm = float(_norm(vector))
-    if norm == 0.0:
-        return [torch.zeros_like(a) for a in arch]
-    eps = r / norm
+    norm = _norm(vector)
+    eps = r / norm.clamp_min(torch.finfo(norm.dtype).tiny)  # a tensor: no host sync; v = 0 gives 0
     grads: list[list[torch.Tensor]] = []
     with preserved(weights), requires_grad(weights, False):
         for sign in (1.0, -2.0):  # w + εv, then w − εv
             with torch.no_grad():
                 for w, v in zip(weights, vector, strict=True):
-                    w.add_(v.to(w.dtype), alpha=sign * eps)
+                    w.add_(v.to(w.dtype) * (sign * eps).to(w.dtype))
             grads.append(grads_of(train_loss(), arch))
     return [(gp - gm) / (2.0 * eps) for gp, gm in zip(grads[0], grads[1], strict=True)]
 

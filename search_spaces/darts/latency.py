@@ -79,7 +79,7 @@ def expected_latency(net: Any, lut: Mapping[str, float]) -> torch.Tensor:
         cost = [
             [0.0 if op == "none" else _lookup(lut, lut_key(op, *states[j])) for op in net.ops] for j in edge_states
         ]
-        total = total + (weights[kind] * torch.tensor(cost, dtype=weights[kind].dtype)).sum()
+        total = total + (weights[kind] * torch.tensor(cost, dtype=weights[kind].dtype, device=weights[kind].device)).sum()
     return total
 
 

@@ -15,6 +15,7 @@ kernels. Kernels are cropped to the taps that can reach the map (exact) before t
 from __future__ import annotations
 
 from collections.abc import Sequence
+from contextlib import nullcontext
 
 import torch
 import torch.nn.functional as F
@@ -129,8 +130,9 @@ def conv_unit(
     Runs in the autocast dtype under AMP (inputs cast, autocast off inside), else in ``u``'s."""
     spec = tuple((int(k.shape[0]), int(d)) for k, d in kernels)
     device = u.device.type
-    dtype = torch.get_autocast_dtype(device) if torch.is_autocast_enabled(device) else u.dtype
+    amp = torch.amp.is_autocast_available(device) and torch.is_autocast_enabled(device)
+    dtype = torch.get_autocast_dtype(device) if amp else u.dtype
     u, pw = u.to(dtype), pw.to(dtype)
     scale = scale.to(dtype) if scale is not None else None
-    with torch.autocast(device, enabled=False):  # one dtype throughout (the autocast one under AMP)
+    with torch.autocast(device, enabled=False) if amp else nullcontext():  # one dtype throughout
         return _Unit.apply(u, pw, scale, spec, *(k.to(dtype) for k, _ in kernels))

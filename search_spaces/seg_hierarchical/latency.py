@@ -77,6 +77,7 @@ def expected_latency(net: Any, lut: Mapping[str, float]) -> torch.Tensor:
     cost = torch.tensor(
         [[0.0 if op == "zero" else _lookup(lut, lut_key(op, c, size)) for op in OPS] for c, size in net.lut_sites],
         dtype=p.dtype,
+        device=p.device,
     )  # [levels, ops]
     per_level = cost @ weights  # [levels]
     return (path_marginals(net.network_probs()).sum(0) * per_level).sum()

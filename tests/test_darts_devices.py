@@ -1,0 +1,76 @@
+"""The search steps off the plain CPU fp32 path: another device and bf16 autocast.
+
+No GPU here, so two stand-ins keep the CUDA path honest:
+
+* the ``meta`` device (shapes only) fails on any tensor created on the CPU inside a step
+  (e.g. a latency cost table) — the error CUDA would raise;
+* CPU bf16 autocast with channels-last weights runs the mixed-precision path of the trainer
+  (``amp`` is CUDA-only by default), custom autograd functions included.
+"""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from automl import registry
+from controllers.darts_data import Batch
+from controllers.darts_options import DartsOptions
+from controllers.darts_trainer import BilevelTrainer, to_channels_last
+from search_spaces.base import Task
+
+# (space options, supernet options, task)
+SPACES = {
+    "darts": ({}, {"C": 4, "layers": 3}, Task("classification", 3, (8, 8), 10)),
+    "seg-hierarchical": ({"layers": 3, "filter_multiplier": 2}, {}, Task("segmentation", 3, (32, 32), 5)),
+    "nb201": ({}, {"channels": 4, "cells_per_stage": 1}, Task("classification", 3, (8, 8), 10)),
+}
+BATCH = 16  # bf16 with batch-statistics BN on tiny maps needs a few samples to stay close
+
+
+def trainer(space_name: str, order: int, method: str, device: str) -> tuple[BilevelTrainer, Batch]:
+    torch.manual_seed(0)
+    space_options, supernet_options, task = SPACES[space_name]
+    space = registry.create("space", space_name, space_options)
+    probe = DartsOptions(order=order, method=method, partial_channels=2)
+    net = space.supernet(task, **supernet_options, **probe.relaxation())
+    lut = {k: 1.0 + i % 3 for i, k in enumerate(net.latency_keys())} if hasattr(net, "latency_keys") else None
+    options = DartsOptions(order=order, method=method, partial_channels=2,
+                           latency_target_ms=5.0 if lut else None)
+    x = torch.randn(BATCH, 3, *task.input_size)
+    shape = (BATCH, *task.input_size) if task.kind == "segmentation" else (BATCH,)
+    y = torch.randint(0, task.num_classes, shape)
+    return BilevelTrainer(net, options, device=device, latency_lut=lut), Batch(x.to(device), y.to(device))
+
+
+@pytest.mark.parametrize("space_name", sorted(SPACES))
+def test_steps_create_no_tensor_off_the_search_device(space_name: str) -> None:
+    """Second order with partial channels and a latency target: every code path of a step
+    (meta tensors are slow, ~1 ms an op, so one configuration per space)."""
+    t, batch = trainer(space_name, 2, "pcdarts", "meta")
+    t.weight_step(batch)
+    t.arch_step(batch, batch)
+    assert all(p.device.type == "meta" for p in t.net.parameters())
+    if t.lut is not None:
+        assert t.expected_latency().device.type == "meta"
+
+
+@pytest.mark.parametrize(("order", "method"), [(1, "darts"), (2, "pcdarts")])
+@pytest.mark.parametrize("space_name", sorted(SPACES))
+def test_steps_under_bf16_autocast_and_channels_last(space_name: str, order: int, method: str) -> None:
+    t, batch = trainer(space_name, order, method, "cpu")
+    t.amp = True  # the CUDA default, here on the CPU
+    to_channels_last(t.net)
+    batch = Batch(batch.images.contiguous(memory_format=torch.channels_last), batch.targets)
+    with torch.no_grad():
+        full = t.loss(batch, amp=False)[0]
+        half = t.loss(batch)[0]
+    assert half.dtype == torch.float32 and abs(half.item() - full.item()) < 0.05 * full.item()
+    arch = [a.detach().clone() for a in t.arch]
+    weights = [w.detach().clone() for w in t.weights]
+    t.weight_step(batch)
+    t.arch_step(batch, batch)
+    for before, after in [*zip(arch, t.arch), *zip(weights, t.weights)]:
+        assert after.dtype == torch.float32 and bool(torch.isfinite(after).all())
+    assert any(not a.equal(b) for a, b in zip(arch, t.arch))
+    assert sum(not w.equal(b) for w, b in zip(weights, t.weights)) > len(weights) // 2
