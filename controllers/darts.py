@@ -33,7 +33,7 @@ import torch
 
 from controllers import darts_checkpoint as ckpt
 from controllers.base import SearchData, WeightSharingController
-from controllers.darts_data import CyclingBatches, gather, split_indices
+from controllers.darts_data import CyclingBatches, gather, place, split_indices
 from controllers.darts_latency import predicted_latency, within_target
 from controllers.darts_options import DartsOptions
 from controllers.darts_report import Meter, Progress, format_line, write_tensorboard
@@ -133,7 +133,8 @@ class DartsController(WeightSharingController):
         path = ckpt.path_in(checkpoint_dir)
         fingerprint = self._fingerprint(supernet, len(images))
         start = self._resume(path, fingerprint, trainer, streams)
-        batch = lambda s: gather(images, targets, next(streams[s]), trainer.device, trainer.cuda)  # noqa: E731
+        images, targets = place(images, targets, trainer.device)
+        batch = lambda s: gather(images, targets, next(streams[s]), trainer.device, trainer.channels_last)  # noqa: E731
 
         progress = Progress(log, o.epochs, start)
         try:

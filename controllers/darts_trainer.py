@@ -53,13 +53,17 @@ class BilevelTrainer:
     """The weight and architecture updates of a differentiable search over ``supernet``."""
 
     def __init__(self, supernet: Any, options: DartsOptions, *, device: str | torch.device = "cpu",
-                 ignore_index: int = -100, latency_lut: Mapping[str, float] | None = None) -> None:
+                 ignore_index: int = -100, latency_lut: Mapping[str, float] | None = None,
+                 mixed_precision: bool | None = None) -> None:
+        """``mixed_precision`` (bf16 autocast + channels-last) defaults to ``options.amp`` on CUDA
+        and off elsewhere; True forces it on any device (CPU bf16: for tests and benchmarks)."""
         self.options = options
         self.device = torch.device(device)
         self.cuda = self.device.type == "cuda"
-        self.amp = bool(options.amp and self.cuda)
+        self.amp = bool(options.amp and self.cuda) if mixed_precision is None else bool(mixed_precision)
+        self.channels_last = self.cuda or self.amp
         self.net = supernet.to(self.device)
-        if self.cuda:
+        if self.channels_last:
             to_channels_last(self.net)
         self.arch = list(supernet.arch_parameters())
         if not self.arch:

@@ -14,9 +14,9 @@ import pytest
 import torch
 
 from automl import registry
-from controllers.darts_data import Batch
+from controllers.darts_data import Batch, gather, place
 from controllers.darts_options import DartsOptions
-from controllers.darts_trainer import BilevelTrainer, to_channels_last
+from controllers.darts_trainer import BilevelTrainer
 from search_spaces.base import Task
 
 # (space options, supernet options, task)
@@ -28,7 +28,8 @@ SPACES = {
 BATCH = 16  # bf16 with batch-statistics BN on tiny maps needs a few samples to stay close
 
 
-def trainer(space_name: str, order: int, method: str, device: str) -> tuple[BilevelTrainer, Batch]:
+def trainer(space_name: str, order: int, method: str, device: str,
+            mixed_precision: bool | None = None) -> tuple[BilevelTrainer, Batch]:
     torch.manual_seed(0)
     space_options, supernet_options, task = SPACES[space_name]
     space = registry.create("space", space_name, space_options)
@@ -40,7 +41,8 @@ def trainer(space_name: str, order: int, method: str, device: str) -> tuple[Bile
     x = torch.randn(BATCH, 3, *task.input_size)
     shape = (BATCH, *task.input_size) if task.kind == "segmentation" else (BATCH,)
     y = torch.randint(0, task.num_classes, shape)
-    return BilevelTrainer(net, options, device=device, latency_lut=lut), Batch(x.to(device), y.to(device))
+    t = BilevelTrainer(net, options, device=device, latency_lut=lut, mixed_precision=mixed_precision)
+    return t, Batch(x.to(device), y.to(device))
 
 
 @pytest.mark.parametrize("space_name", sorted(SPACES))
@@ -58,9 +60,8 @@ def test_steps_create_no_tensor_off_the_search_device(space_name: str) -> None:
 @pytest.mark.parametrize(("order", "method"), [(1, "darts"), (2, "pcdarts")])
 @pytest.mark.parametrize("space_name", sorted(SPACES))
 def test_steps_under_bf16_autocast_and_channels_last(space_name: str, order: int, method: str) -> None:
-    t, batch = trainer(space_name, order, method, "cpu")
-    t.amp = True  # the CUDA default, here on the CPU
-    to_channels_last(t.net)
+    t, batch = trainer(space_name, order, method, "cpu", mixed_precision=True)  # the CUDA default
+    assert t.amp and all(p.is_contiguous(memory_format=torch.channels_last) for p in t.net.parameters() if p.dim() == 4)
     batch = Batch(batch.images.contiguous(memory_format=torch.channels_last), batch.targets)
     with torch.no_grad():
         full = t.loss(batch, amp=False)[0]
@@ -74,3 +75,16 @@ def test_steps_under_bf16_autocast_and_channels_last(space_name: str, order: int
         assert after.dtype == torch.float32 and bool(torch.isfinite(after).all())
     assert any(not a.equal(b) for a, b in zip(arch, t.arch))
     assert sum(not w.equal(b) for w, b in zip(weights, t.weights)) > len(weights) // 2
+
+
+def test_small_search_data_moves_to_the_device_once_and_large_data_stays_on_the_host() -> None:
+    images, targets = torch.randn(10, 3, 4, 4), torch.arange(10)
+    meta = torch.device("meta")
+    x, y = place(images, targets, meta)
+    assert x.device == meta and y.device == meta
+    batch = gather(x, y, torch.tensor([3, 1]), meta, channels_last=True)
+    assert batch.images.shape == (2, 3, 4, 4) and batch.images.is_contiguous(memory_format=torch.channels_last)
+    x, y = place(images, targets, meta, resident_bytes=images.numel() * 4)  # the targets tip it over
+    assert x is images and y is targets
+    assert gather(x, y, torch.tensor([3, 1]), meta).targets.device == meta
+    assert place(images, targets, torch.device("cpu"))[0] is images

@@ -1,0 +1,44 @@
+"""benchmarks/search_epoch.py: the epoch it times and what it reports (tiny supernet, CPU)."""
+
+from __future__ import annotations
+
+import pytest
+
+from benchmarks import search_epoch
+from benchmarks.search_epoch import child, parse
+
+TINY = ("darts", {}, {"C": 4, "layers": 3}, "classification", 10, 8, {})
+
+
+@pytest.fixture
+def tiny(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(search_epoch.CONFIGS, "darts", TINY)
+
+
+@pytest.mark.parametrize("precision", ["fp32", "bf16"])
+def test_a_full_epoch_is_timed_after_the_warmup(tiny: None, precision: str) -> None:
+    args = parse(["--device", "cpu", "--samples", "40", "--batch", "8", "--warmup", "1", "--threads", "1"])
+    r = child(args, precision)
+    assert r["steps_per_epoch"] == 3 and r["warmup_steps"] == 1 and r["timed_steps"] == 2 and r["full_epoch"]
+    assert r["train_images_per_s"] == pytest.approx(2 * 8 / (2 * r["mean_step_s"]))
+    assert r["epoch_s_projected"] == pytest.approx(3 * r["mean_step_s"])
+    assert r["precision"] == precision and r["rss_mb"] > 0 and "max_allocated_mib" not in r
+
+
+def test_a_partial_epoch_is_reported_as_projected(tiny: None) -> None:
+    args = parse(["--device", "cpu", "--samples", "80", "--batch", "8", "--warmup", "0", "--max-steps", "2",
+                  "--threads", "1"])
+    r = child(args, "fp32")
+    assert r["steps_per_epoch"] == 5 and r["timed_steps"] == 2 and not r["full_epoch"]
+    assert "projected from 2 of 5 steps" in search_epoch._row(r)
+
+
+@pytest.mark.parametrize(("argv", "message"), [
+    (["--precision", "fp16"], "--precision: unknown ['fp16']; accepted: bf16, fp32"),
+    (["--batch", "64", "--samples", "100"], "--samples >= 2 x batch, got batch 64, samples 100"),
+])
+def test_bad_arguments_exit_2_naming_the_argument(argv: list[str], message: str,
+                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exc:
+        parse(argv)
+    assert exc.value.code == 2 and message in capsys.readouterr().err
