@@ -69,7 +69,8 @@ QUICK_DEFAULTS: dict[tuple[str, str], dict[str, Any]] = {
         "budget": 1,
     },
     ("darts", "darts"): {
-        "controller": {"epochs": 2, "batch_size": 32, "supernet": {"C": 8, "layers": 5}},
+        # P-DARTS' skip limit: a 2-epoch search otherwise derives a normal cell of skips
+        "controller": {"epochs": 2, "batch_size": 32, "supernet": {"C": 8, "layers": 5, "max_skips": 2}},
         "space": {"C": 8, "layers": 5},
         "evaluators": [{"name": "train", "epochs": 2, "save_weights": True}, {"name": "latency", "min_run_time": 0.1}],
         "budget": 1,

@@ -148,6 +148,12 @@ class Run:
             except (ValueError, TypeError) as exc:
                 raise RunSetupError(str(exc)) from None
         self.needs_model = any(getattr(e, "needs_model", True) for e in self.evaluators)
+        self.supernet = None
+        if isinstance(self.controller, WeightSharingController):  # built now: bad options fail before any file
+            try:
+                self.supernet = self.space.supernet(self.task, **self.controller.supernet_options())
+            except (ValueError, TypeError) as exc:
+                raise RunSetupError(f"space {cfg.space.name!r} supernet: {exc}") from None
         # A latency look-up table among the evaluators also drives latency-aware supernet search.
         self.latency_lut = next((e.entries for e in self.evaluators if isinstance(e, LatencyLUTEvaluator)), None)
 
@@ -324,7 +330,7 @@ class Run:
         images, targets = self.dataset.tensors("train")
         data = SearchData(images=images, targets=targets,
                           ignore_index=self.dataset.ignore_index if self.dataset.ignore_index is not None else -100)
-        supernet = self.space.supernet(self.task, **ctl.supernet_options())
+        supernet = self.supernet
         archs = ctl.search(
             supernet,
             data,

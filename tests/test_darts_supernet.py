@@ -196,6 +196,43 @@ def test_candidates_are_distinct_best_first_and_start_with_derive() -> None:
     assert all(a >= b - 1e-9 for a, b in zip(scores, scores[1:]))
 
 
+def skip_heavy(max_skips: int | None) -> DartsSupernet:
+    """Skip is the best op of every normal edge, with distinct skip weights; sep3 second."""
+    net = small(max_skips=max_skips)
+    with torch.no_grad():
+        net.alphas_normal.zero_()
+        net.alphas_normal[:, SKIP] = 3.0 + 0.1 * torch.arange(14.0)  # later edges: stronger skips
+        net.alphas_normal[:, PRIMITIVES.index("sep_conv_3x3")] = 2.0
+        net.alphas_reduce.normal_()
+    return net
+
+
+def test_p_darts_skip_limit_keeps_the_strongest_skips_and_gives_the_rest_their_next_op() -> None:
+    unlimited = arch_to_genotype(skip_heavy(None).derive())
+    assert [op for op, _ in unlimited.normal] == ["skip_connect"] * 8
+    limited = skip_heavy(2)
+    g = arch_to_genotype(limited.derive())
+    assert g.reduce == unlimited.reduce
+    rows = [node_slices(4)[n // 2].start + i for n, (_, i) in enumerate(g.normal)]
+    assert sorted(r for r, (op, _) in zip(rows, g.normal) if op == "skip_connect") == [12, 13]  # strongest skips
+    assert [op for op, _ in g.normal].count("sep_conv_3x3") == 6
+    assert all(g.normal[2 * n][1] != g.normal[2 * n + 1][1] for n in range(4))
+    assert [op for op, _ in arch_to_genotype(skip_heavy(0).derive()).normal].count("skip_connect") == 0
+
+
+def test_p_darts_skip_limit_holds_for_every_candidate() -> None:
+    net = skip_heavy(1)
+    cands = net.candidates(6)
+    assert cands[0] == net.derive() and len(cands) == 6
+    assert all([op for op, _ in arch_to_genotype(c).normal].count("skip_connect") <= 1 for c in cands)
+
+
+@pytest.mark.parametrize("bad", [-1, 1.5, True, "2"])
+def test_p_darts_skip_limit_rejects_bad_values(bad: object) -> None:
+    with pytest.raises(ValueError, match="max_skips must be an integer >= 0 or null"):
+        small(max_skips=bad)
+
+
 def test_edge_norm_ranks_edges_by_alpha_times_beta() -> None:
     net = small(edge_norm=True)
     with torch.no_grad():

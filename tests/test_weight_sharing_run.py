@@ -44,3 +44,15 @@ def test_weight_sharing_needs_a_supernet_and_one_objective(tmp_path):
     cfg.objectives = ["val_acc:max", "params_M:min"]
     with pytest.raises(RunSetupError, match="single objective"):
         Run(cfg, tensorboard=False)
+
+
+@pytest.mark.parametrize(("supernet", "message"), [
+    ({"bogus": 1}, "space 'nb201' supernet: NB201Supernet.__init__() got an unexpected keyword argument 'bogus'"),
+    ({"channels": 0}, "space 'nb201' supernet: nb201 supernet: channels must be an integer >= 1, got 0"),
+    ({"cells_per_stage": 1.5}, "cells_per_stage must be an integer >= 1, got 1.5"),
+])
+def test_bad_supernet_options_fail_before_any_file(tmp_path, supernet, message):
+    with pytest.raises(RunSetupError) as exc:
+        Run(_config(tmp_path, supernet=supernet), tensorboard=False)
+    assert message in str(exc.value) and "\n" not in str(exc.value)
+    assert not (tmp_path / "run").exists()

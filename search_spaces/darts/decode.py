@@ -8,6 +8,12 @@ pairs are listed best edge first; the output is the last ``multiplier`` nodes.
 
 This is the maximiser of the product of the chosen (edge, op) weights over two distinct inputs
 per node, which is the score :func:`candidate_genotypes` ranks by (best first).
+
+P-DARTS' skip limit (Chen et al. 2019; ALGORITHMS.md §4, "long searches collapse to skips"):
+:func:`limit_skips` rewrites a cell's weights so that the decoded cell keeps at most M
+``skip_connect`` ops — while the decoded cell has more, the chosen skip with the lowest weight
+gets weight 0 and the cell is decoded again (so that edge takes its next-best op, or the node
+another edge), as P-DARTS' ``delete_min_sk_prob`` / ``keep_2_branches`` loop.
 """
 
 from __future__ import annotations
@@ -20,6 +26,7 @@ from search_spaces.darts.genotype import Genotype, Pair, default_concat
 from search_spaces.darts.relax import k_best, node_slices
 
 Option = tuple[float, tuple[Pair, ...]]
+SKIP = "skip_connect"
 
 
 def _columns(ops: Sequence[str]) -> list[int]:
@@ -39,6 +46,27 @@ def derive_cell(w: torch.Tensor, ops: Sequence[str], steps: int) -> tuple[Pair, 
         edges = sorted(range(len(sub)), key=lambda j: -sub[j][best[j]])[:2]
         pairs.extend((ops[cols[best[j]]], j) for j in edges)
     return tuple(pairs)
+
+
+def skip_count(pairs: Sequence[Pair]) -> int:
+    return sum(op == SKIP for op, _ in pairs)
+
+
+def limit_skips(w: torch.Tensor, ops: Sequence[str], steps: int, max_skips: int) -> torch.Tensor:
+    """A copy of one cell type's ``[edges, ops]`` weights whose decoding has ≤ ``max_skips`` skips."""
+    if max_skips < 0:
+        raise ValueError(f"max_skips must be >= 0, got {max_skips}")
+    w = w.clone()
+    if SKIP not in ops:
+        return w
+    col, starts = list(ops).index(SKIP), [rows.start for rows in node_slices(steps)]
+    pairs = derive_cell(w, ops, steps)
+    while skip_count(pairs) > max_skips:
+        rows = [starts[i // 2] + j for i, (op, j) in enumerate(pairs) if op == SKIP]
+        weakest = min(rows, key=lambda r: float(w[r, col]))
+        w[weakest, col] = 0.0
+        pairs = derive_cell(w, ops, steps)
+    return w
 
 
 def derive_genotype(

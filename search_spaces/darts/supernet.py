@@ -17,7 +17,9 @@ a new sample per forward pass, in eval mode too, as GDAS); ``partial_channels=K`
 the first ``C/K`` channels of a state go through the mixed ops, the rest bypass them —
 2x2 max-pooled on reduction edges, ``ceil_mode`` so odd sizes work — and the node is channel
 shuffled with K groups; K=1 is DARTS); ``edge_norm`` (PC-DARTS β: each edge's output, bypass
-included, is weighted by the softmax of β over its node's incoming edges).
+included, is weighted by the softmax of β over its node's incoming edges); ``max_skips=M``
+(P-DARTS: the derived *normal* cell keeps at most M skip connections, see :mod:`.decode`;
+default None, no limit, as DARTS).
 
 The mixed edges and nodes are :mod:`.mixed` / :mod:`.nodes` (memory-lean: see there); the
 supernet runs channels-last.
@@ -37,7 +39,7 @@ from torch import nn
 
 from search_spaces.base import Arch, SearchSpace, Task
 from search_spaces.blocks.ops import FactorizedReduce, ReLUConvBN
-from search_spaces.darts.decode import candidate_genotypes, derive_genotype
+from search_spaces.darts.decode import candidate_genotypes, derive_genotype, limit_skips, skip_count
 from search_spaces.darts import latency
 from search_spaces.darts.genotype import genotype_to_arch
 from search_spaces.darts.mixed import channels_last_grad, darts_search_op
@@ -97,16 +99,23 @@ class DartsSupernet(Supernet):
         tau: float = 10.0,
         partial_channels: int = 1,
         edge_norm: bool = False,
+        max_skips: int | None = None,
     ) -> None:
         super().__init__()
         if sampling not in ("softmax", "gumbel"):
             raise ValueError(f"darts supernet: sampling must be 'softmax' or 'gumbel', got {sampling!r}")
+        for name, value in (("C", C), ("layers", layers), ("steps", steps), ("stem_multiplier", stem_multiplier)):
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"darts supernet: {name} must be an integer >= 1, got {value!r}")
         if partial_channels < 1 or C % partial_channels:
             raise ValueError(f"darts supernet: partial_channels must divide C={C}, got {partial_channels}")
         if not 1 <= multiplier <= steps:
             raise ValueError(f"darts supernet: multiplier must be in 1..steps={steps}, got {multiplier}")
         if all(op == "none" for op in ops):
             raise ValueError("darts supernet: the op list needs an op other than 'none'")
+        if max_skips is not None and (isinstance(max_skips, bool) or not isinstance(max_skips, int) or max_skips < 0):
+            raise ValueError(f"darts supernet: max_skips must be an integer >= 0 or null, got {max_skips!r}")
+        self.max_skips = max_skips
         self.space, self.task = space, task
         self.ops, self.steps, self.multiplier = tuple(ops), int(steps), int(multiplier)
         self.sampling, self.tau = sampling, float(tau)
@@ -174,20 +183,31 @@ class DartsSupernet(Supernet):
                 out[kind] = w.detach().cpu()
         return out
 
+    def _decoding_weights(self) -> dict[str, torch.Tensor]:
+        """:meth:`edge_weights`, the normal cell's rewritten by the P-DARTS skip limit when set."""
+        w = self.edge_weights()
+        if self.max_skips is not None:
+            w["normal"] = limit_skips(w["normal"], self.ops, self.steps, self.max_skips)
+        return w
+
     def derive(self) -> Arch:
         """DARTS decoding: per node the top-2 edges by their best non-'none' weight, op = argmax
-        excluding 'none'; output = the last ``multiplier`` nodes (see :mod:`.decode`)."""
-        w = self.edge_weights()
+        excluding 'none'; output = the last ``multiplier`` nodes (see :mod:`.decode`);
+        with ``max_skips`` at most that many skips in the normal cell."""
+        w = self._decoding_weights()
         g = derive_genotype(w["normal"], w["reduce"], self.ops, self.steps, self.multiplier)
         return genotype_to_arch(g, self.multiplier)
 
     def candidates(self, k: int = 1) -> list[Arch]:
-        """The ``k`` best distinct genotypes by the product of their chosen edges' weights."""
-        w = self.edge_weights()
-        return [
-            genotype_to_arch(g, self.multiplier)
-            for g in candidate_genotypes(w["normal"], w["reduce"], self.ops, self.steps, self.multiplier, k)
-        ]
+        """The ``k`` best distinct genotypes by the product of their chosen edges' weights (with
+        ``max_skips``: under the rewritten weights, those within the limit; fewer than ``k`` when
+        the 8k best hold fewer)."""
+        w = self._decoding_weights()
+        pool = k if self.max_skips is None else 8 * k
+        found = candidate_genotypes(w["normal"], w["reduce"], self.ops, self.steps, self.multiplier, pool)
+        if self.max_skips is not None:
+            found = [g for g in found if skip_count(g.normal) <= self.max_skips]
+        return [genotype_to_arch(g, self.multiplier) for g in found[:k]]
 
     def arch_distributions(self) -> Mapping[str, torch.Tensor]:
         """``normal`` / ``reduce``: softmax(α) ``[edges, ops]``; with edge_norm also

@@ -68,8 +68,11 @@ class NB201Supernet(Supernet):
         super().__init__()
         if sampling not in ("softmax", "gumbel"):
             raise ValueError(f"nb201 supernet: sampling must be 'softmax' or 'gumbel', got {sampling!r}")
-        c = int(channels if channels is not None else getattr(space, "channels", 16))
-        n = int(cells_per_stage if cells_per_stage is not None else getattr(space, "cells_per_stage", 5))
+        c = channels if channels is not None else getattr(space, "channels", 16)
+        n = cells_per_stage if cells_per_stage is not None else getattr(space, "cells_per_stage", 5)
+        for name, value in (("channels", c), ("cells_per_stage", n), ("partial_channels", partial_channels)):
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"nb201 supernet: {name} must be an integer >= 1, got {value!r}")
         if c % partial_channels:
             raise ValueError(f"nb201 supernet: partial_channels must divide channels={c}, got {partial_channels}")
         self.space, self.task = space, task
