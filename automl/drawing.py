@@ -2,8 +2,11 @@
 
 Nodes are placed left to right by topological generation; nodes with a ``stride`` attribute
 (a network path such as Auto-DeepLab's) are placed at a height given by their stride, so the
-path over resolutions is visible. A sub-graph in ``graph.graph["cell"]`` (the searched cell) is
-drawn in a second panel. Edges are labelled by their ``op`` (or ``resample``) attribute.
+path over resolutions is visible. Each weakly connected part of the graph gets its own panel
+(the DARTS normal and reduction cells), named by its nodes' common ``"<part>:"`` prefix, which
+the node labels then drop; a sub-graph in ``graph.graph["cell"]`` (the searched cell) is drawn
+in a further panel. Edges are labelled by their ``op`` (or ``resample``) attribute; ``concat``
+edges into a cell's output are drawn dashed and unlabelled.
 """
 
 from __future__ import annotations
@@ -34,20 +37,59 @@ def _positions(g: nx.DiGraph) -> dict[Any, tuple[float, float]]:
         i = layer[n]
         pos[n] = (float(i), -float(rows.get(i, 0)))
         rows[i] = rows.get(i, 0) + 1
-    return pos
+    tallest = max(rows.values(), default=1)
+    return {n: (x, y - (tallest - rows[int(x)]) / 2) for n, (x, y) in pos.items()}  # columns centred
+
+
+def _prefix(g: nx.DiGraph) -> str | None:
+    """The ``"<part>"`` of node names ``"<part>:<node>"`` when every node of ``g`` shares it."""
+    parts = {str(n).split(":", 1)[0] for n in g.nodes if ":" in str(n)}
+    return parts.pop() if len(parts) == 1 and all(":" in str(n) for n in g.nodes) else None
+
+
+def panels(g: nx.DiGraph, title: str = "") -> list[tuple[nx.DiGraph, str]]:
+    """(graph, panel title) to draw: one per weakly connected part, then ``g.graph["cell"]``."""
+    order = {n: i for i, n in enumerate(g.nodes)}
+    parts = sorted(nx.weakly_connected_components(g), key=lambda c: min(order[n] for n in c))
+    out: list[tuple[nx.DiGraph, str]] = []
+    if len(parts) == 1:
+        out.append((g, title))
+    else:
+        for i, part in enumerate(parts):
+            sub = g.subgraph(sorted(part, key=order.__getitem__)).copy()
+            name = _prefix(sub)
+            name = {"reduce": "reduction"}.get(name or "", name)
+            out.append((sub, f"{name} cell" if name else f"part {i + 1}"))
+    cell = g.graph.get("cell")
+    if isinstance(cell, nx.DiGraph):
+        out.append((cell, "cell"))
+    return out
+
+
+def _label(node: Any, data: dict[str, Any], prefix: str | None) -> str:
+    text = str(data.get("label", node))
+    if prefix and text.startswith(prefix + ":"):
+        text = text[len(prefix) + 1 :]
+    if text.startswith("c_{") and text.endswith("}"):
+        text = f"${text}$"  # c_{k-2} as mathtext
+    return text + (f"\n/{data['stride']}" if "stride" in data else "")
 
 
 def _draw(ax: Any, g: nx.DiGraph, title: str) -> None:
     pos = _positions(g)
-    labels = {}
-    for n, d in g.nodes(data=True):
-        extra = f"\n/{d['stride']}" if "stride" in d else ""
-        labels[n] = f"{d.get('label', n)}{extra}"
+    prefix = _prefix(g)
+    labels = {n: _label(n, d, prefix) for n, d in g.nodes(data=True)}
     nx.draw_networkx_nodes(g, pos, ax=ax, node_color="#deebf7", edgecolors="#3182bd", node_size=1100)
     nx.draw_networkx_labels(g, pos, labels=labels, ax=ax, font_size=7)
-    nx.draw_networkx_edges(g, pos, ax=ax, arrows=True, arrowsize=10, node_size=1100, connectionstyle="arc3,rad=0.12")
-    edge_labels = {(u, v): str(d.get("op", d.get("resample", ""))) for u, v, d in g.edges(data=True)}
-    nx.draw_networkx_edge_labels(g, pos, edge_labels=edge_labels, ax=ax, font_size=6, label_pos=0.5)
+    concat = [(u, v) for u, v, d in g.edges(data=True) if d.get("op") == "concat"]
+    other = [e for e in g.edges if e not in set(concat)]
+    style = {"ax": ax, "arrows": True, "arrowsize": 10, "node_size": 1100, "connectionstyle": "arc3,rad=0.12"}
+    nx.draw_networkx_edges(g, pos, edgelist=other, **style)
+    nx.draw_networkx_edges(g, pos, edgelist=concat, style="dashed", edge_color="#969696", **style)
+    edge_labels = {(u, v): str(g.edges[u, v].get("op", g.edges[u, v].get("resample", ""))) for u, v in other}
+    nx.draw_networkx_edge_labels(g, pos, edge_labels=edge_labels, ax=ax, font_size=6, label_pos=0.4,
+                                 connectionstyle="arc3,rad=0.12", bbox={"boxstyle": "round,pad=0.15", "fc": "white",
+                                                                        "ec": "none", "alpha": 0.85})
     ax.set_title("\n".join(textwrap.wrap(title, 90)), fontsize=8)
     ax.axis("off")
 
@@ -58,12 +100,15 @@ def draw_graph(g: nx.DiGraph, out: Path, title: str = "") -> Path:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    cell = g.graph.get("cell")
-    panels = [(g, title)] + ([(cell, "cell")] if isinstance(cell, nx.DiGraph) else [])
-    width = min(30.0, max(7.0, 0.9 * g.number_of_nodes()))
-    fig, axes = plt.subplots(len(panels), 1, figsize=(width, 4.5 * len(panels)), squeeze=False)
-    for ax, (graph, name) in zip(axes[:, 0], panels, strict=True):
+    drawn = panels(g, title)
+    split = len(drawn) > 1 and drawn[0][0] is not g
+    width = min(30.0, max(7.0, 1.1 * max(len(nx.dag_longest_path(p)) if nx.is_directed_acyclic_graph(p) else
+                                          p.number_of_nodes() for p, _ in drawn) + 2, 0.9 * drawn[0][0].number_of_nodes()))
+    fig, axes = plt.subplots(len(drawn), 1, figsize=(width, 4.5 * len(drawn)), squeeze=False)
+    for ax, (graph, name) in zip(axes[:, 0], drawn, strict=True):
         _draw(ax, graph, name)
+    if split and title:
+        fig.suptitle("\n".join(textwrap.wrap(title, 120)), fontsize=8)
     fig.tight_layout()
     fig.savefig(out, dpi=110)
     plt.close(fig)

@@ -1,0 +1,36 @@
+"""automl/drawing.py: which panels an architecture drawing has and that nodes do not overlap."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from automl.drawing import _label, _positions, draw_arch, panels
+from search_spaces.darts import DartsSpace
+from search_spaces.nb201 import NB201Space
+from search_spaces.seg_hierarchical import SegHierarchicalSpace
+
+
+def test_darts_cells_are_drawn_in_their_own_panels(tmp_path):
+    space = DartsSpace()
+    g = space.graph(space.presets()["darts-v2"])
+    drawn = panels(g, "darts-v2")
+    assert [name for _, name in drawn] == ["normal cell", "reduction cell"]
+    assert all(str(n).startswith("normal:") for n in drawn[0][0].nodes)
+    assert sum(p.number_of_nodes() for p, _ in drawn) == g.number_of_nodes()
+    assert _label("normal:c_{k-2}", {}, "normal") == "$c_{k-2}$" and _label("normal:3", {}, "normal") == "3"
+    assert draw_arch(space, space.presets()["darts-v2"], tmp_path / "d.png").stat().st_size > 10_000
+
+
+@pytest.mark.parametrize("space", [SegHierarchicalSpace(), NB201Space(), DartsSpace()], ids=lambda s: s.name)
+def test_no_two_nodes_share_a_position(space):
+    g = space.graph(space.sample(np.random.default_rng(0)))
+    for part, _ in panels(g):
+        pos = _positions(part)
+        assert len(set(pos.values())) == part.number_of_nodes()
+
+
+def test_the_network_path_comes_first_then_the_cell():
+    space = SegHierarchicalSpace()
+    drawn = panels(space.graph(space.presets()["autodeeplab-cityscapes"]), "title")
+    assert [name for _, name in drawn] == ["title", "cell"]
