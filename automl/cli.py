@@ -216,6 +216,12 @@ def export(
     from automl.objectives import SpecError
 
     formats = list(FORMATS) if format_ == "all" else [f.strip() for f in format_.split(",") if f.strip()]
+    from automl.devices import check_device
+
+    try:
+        check_device(device)
+    except ValueError as exc:
+        _fail(f"--device: {exc}")
     if train_epochs is not None and train_epochs < 1:
         _fail(f"--train-epochs must be a positive integer, got {train_epochs}")
     console = _console()
@@ -286,11 +292,12 @@ def latency_table(
     task = dataclasses.replace(task, **changes)
     if batch_size < 1 or min_run_time <= 0:
         _fail("--batch-size must be >= 1 and --min-run-time > 0")
-    if device.startswith("cuda"):
-        import torch
+    from automl.devices import check_device
 
-        if not torch.cuda.is_available():
-            _fail(f"--device {device}: CUDA is not available on this machine")
+    try:
+        check_device(device)
+    except ValueError as exc:
+        _fail(f"--device: {exc}")
     with Progress(transient=True) as bar:
         job = bar.add_task("measuring", total=None)
         table = build_lut(sp, task, device=device, batch_size=batch_size, threads=threads, min_run_time=min_run_time,

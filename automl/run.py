@@ -26,6 +26,7 @@ import optuna
 
 from automl import registry
 from automl.config import RunConfig
+from automl.devices import check_device
 from automl.front import best, front
 from automl.objectives import Constraint, SpecError, parse_constraint, parse_mnas, parse_objective, total_violation
 from automl.store import TrialRecord, TrialStore, default_storage
@@ -112,6 +113,10 @@ class Run:
                 _objective_visible(m, self.hidden, known, "mnas_reward")
             known = None if known is None else known | {"mnas_reward"}
 
+        try:
+            check_device(cfg.device)
+        except ValueError as exc:
+            raise RunSetupError(str(exc)) from None
         self.dataset = None
         self.task: Task = self.space.default_task
         if cfg.dataset or any(getattr(e, "needs_dataset", False) for e in self.evaluators):

@@ -85,6 +85,8 @@ def test_two_objectives_and_a_constraint(capsys, tmp_path, table_config):
         (["--objective", "accuracy:max"], "metric 'accuracy' is not produced by the evaluators"),
         (["--objective", "test_acc:max"], "report-only"),
         (["--controller", "no.such.module:Thing"], "cannot import 'no.such.module:Thing'"),
+        (["--device", "bogus"], "device 'bogus' is not a device name; accepted here: cpu"),
+        (["--device", "cuda:7"], "device 'cuda:7' is not available ("),
     ],
 )
 def test_bad_input_is_one_line_exit_2_and_writes_nothing(capsys, tmp_path, table_config, args, message):
