@@ -212,12 +212,11 @@ def export(
     device: Annotated[str, typer.Option(help="device for retraining")] = "cpu",
 ) -> None:
     """Export a trial's network as TorchScript / ONNX / torch.export artefacts + model_card.json."""
+    from automl.devices import check_device
     from automl.export import FORMATS, TOLERANCE, ExportError, export_run
     from automl.objectives import SpecError
 
     formats = list(FORMATS) if format_ == "all" else [f.strip() for f in format_.split(",") if f.strip()]
-    from automl.devices import check_device
-
     try:
         check_device(device)
     except ValueError as exc:

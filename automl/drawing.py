@@ -102,8 +102,8 @@ def draw_graph(g: nx.DiGraph, out: Path, title: str = "") -> Path:
 
     drawn = panels(g, title)
     split = len(drawn) > 1 and drawn[0][0] is not g
-    width = min(30.0, max(7.0, 1.1 * max(len(nx.dag_longest_path(p)) if nx.is_directed_acyclic_graph(p) else
-                                          p.number_of_nodes() for p, _ in drawn) + 2, 0.9 * drawn[0][0].number_of_nodes()))
+    columns = max(len({x for x, _ in _positions(p).values()}) for p, _ in drawn)
+    width = min(30.0, max(7.0, 1.2 * columns + 2))
     fig, axes = plt.subplots(len(drawn), 1, figsize=(width, 4.5 * len(drawn)), squeeze=False)
     for ax, (graph, name) in zip(axes[:, 0], drawn, strict=True):
         _draw(ax, graph, name)

@@ -11,6 +11,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from search_spaces.darts import PRIMITIVES, DartsSpace, arch_to_genotype
+from search_spaces.darts.decode import limit_skips
 from search_spaces.darts.fused import depthwise_pointwise, max_pool
 from search_spaces.darts.mixed import EdgeInput, MixedEdge, bn_scaled, darts_search_op
 from search_spaces.darts.ops import make_op
@@ -225,6 +226,13 @@ def test_p_darts_skip_limit_holds_for_every_candidate() -> None:
     cands = net.candidates(6)
     assert cands[0] == net.derive() and len(cands) == 6
     assert all([op for op, _ in arch_to_genotype(c).normal].count("skip_connect") <= 1 for c in cands)
+
+
+def test_p_darts_skip_limit_needs_another_op() -> None:
+    with pytest.raises(ValueError, match="max_skips needs an op other than none and skip_connect"):
+        DartsSpace(ops=("none", "skip_connect")).supernet(C=4, layers=3, max_skips=1)
+    with pytest.raises(ValueError, match="max_skips=0 cannot be met"):
+        limit_skips(torch.full((14, 2), 0.5), ("none", "skip_connect"), 4, 0)
 
 
 @pytest.mark.parametrize("bad", [-1, 1.5, True, "2"])

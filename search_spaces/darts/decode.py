@@ -64,6 +64,8 @@ def limit_skips(w: torch.Tensor, ops: Sequence[str], steps: int, max_skips: int)
     while skip_count(pairs) > max_skips:
         rows = [starts[i // 2] + j for i, (op, j) in enumerate(pairs) if op == SKIP]
         weakest = min(rows, key=lambda r: float(w[r, col]))
+        if float(w[weakest, col]) == 0.0:  # only skip (and none) left to choose from
+            raise ValueError(f"max_skips={max_skips} cannot be met with the ops {tuple(ops)}")
         w[weakest, col] = 0.0
         pairs = derive_cell(w, ops, steps)
     return w

@@ -115,6 +115,8 @@ class DartsSupernet(Supernet):
             raise ValueError("darts supernet: the op list needs an op other than 'none'")
         if max_skips is not None and (isinstance(max_skips, bool) or not isinstance(max_skips, int) or max_skips < 0):
             raise ValueError(f"darts supernet: max_skips must be an integer >= 0 or null, got {max_skips!r}")
+        if max_skips is not None and not set(ops) - {"none", "skip_connect"}:
+            raise ValueError(f"darts supernet: max_skips needs an op other than none and skip_connect, ops are {tuple(ops)}")
         self.max_skips = max_skips
         self.space, self.task = space, task
         self.ops, self.steps, self.multiplier = tuple(ops), int(steps), int(multiplier)
