@@ -130,6 +130,23 @@ def test_decoding_never_yields_zero_and_picks_two_distinct_inputs():
             assert 0 <= i < j <= k + 1
 
 
+@pytest.mark.parametrize("max_skips", [0, 2])
+def test_skip_limit_keeps_the_strongest_skips(max_skips):
+    net = tiny_space().supernet(max_skips=max_skips)
+    with torch.no_grad():
+        net.alpha.zero_()
+        net.alpha[:, OPS.index("skip_connect")] = 3.0 + 0.1 * torch.arange(float(num_edges(5)))
+        net.alpha[:, OPS.index("sep_conv_3x3")] = 2.0
+    blocks = decode_cell(torch.softmax(net.alpha, -1), 5)
+    assert sum(op == "skip_connect" for block in blocks for op, _ in block) == 10  # unlimited: all skips
+    arch = net.derive()
+    ops = [v for k, v in sorted(arch.items()) if "_op" in k]
+    assert ops.count("skip_connect") == max_skips and ops.count("sep_conv_3x3") == 10 - max_skips
+    if max_skips == 2:  # the strongest skips: block 5's edges from inputs 4 and 5
+        assert (arch["b5_inputs"], arch["b5_op1"], arch["b5_op2"]) == ("4,5", "skip_connect", "skip_connect")
+    assert net.candidates(3)[0] == arch
+
+
 def test_alpha_rows_follow_the_noamrosenberg_edge_order():
     # ALGORITHMS.md App. C: (edge, PRIMITIVE) of the published cell, 0 = H(l-2); TF uses edge 17 last
     pairs = [(0, 7), (1, 4), (2, 4), (3, 6), (5, 4), (8, 4), (11, 5), (13, 5), (19, 7), (17, 5)]

@@ -9,11 +9,7 @@ pairs are listed best edge first; the output is the last ``multiplier`` nodes.
 This is the maximiser of the product of the chosen (edge, op) weights over two distinct inputs
 per node, which is the score :func:`candidate_genotypes` ranks by (best first).
 
-P-DARTS' skip limit (Chen et al. 2019; ALGORITHMS.md §4, "long searches collapse to skips"):
-:func:`limit_skips` rewrites a cell's weights so that the decoded cell keeps at most M
-``skip_connect`` ops — while the decoded cell has more, the chosen skip with the lowest weight
-gets weight 0 and the cell is decoded again (so that edge takes its next-best op, or the node
-another edge), as P-DARTS' ``delete_min_sk_prob`` / ``keep_2_branches`` loop.
+With ``max_skips``, :func:`limit_skips` applies P-DARTS' skip limit (:mod:`search_spaces.skip_limit`).
 """
 
 from __future__ import annotations
@@ -22,6 +18,7 @@ from collections.abc import Sequence
 
 import torch
 
+from search_spaces import skip_limit
 from search_spaces.darts.genotype import Genotype, Pair, default_concat
 from search_spaces.darts.relax import k_best, node_slices
 
@@ -54,21 +51,15 @@ def skip_count(pairs: Sequence[Pair]) -> int:
 
 def limit_skips(w: torch.Tensor, ops: Sequence[str], steps: int, max_skips: int) -> torch.Tensor:
     """A copy of one cell type's ``[edges, ops]`` weights whose decoding has ≤ ``max_skips`` skips."""
-    if max_skips < 0:
-        raise ValueError(f"max_skips must be >= 0, got {max_skips}")
-    w = w.clone()
     if SKIP not in ops:
-        return w
-    col, starts = list(ops).index(SKIP), [rows.start for rows in node_slices(steps)]
-    pairs = derive_cell(w, ops, steps)
-    while skip_count(pairs) > max_skips:
-        rows = [starts[i // 2] + j for i, (op, j) in enumerate(pairs) if op == SKIP]
-        weakest = min(rows, key=lambda r: float(w[r, col]))
-        if float(w[weakest, col]) == 0.0:  # only skip (and none) left to choose from
-            raise ValueError(f"max_skips={max_skips} cannot be met with the ops {tuple(ops)}")
-        w[weakest, col] = 0.0
-        pairs = derive_cell(w, ops, steps)
-    return w
+        return skip_limit.limit_skips(w, 0, max_skips, lambda _: [])
+    starts = [rows.start for rows in node_slices(steps)]
+
+    def skip_rows(weights: torch.Tensor) -> list[int]:
+        pairs = derive_cell(weights, ops, steps)
+        return [starts[i // 2] + j for i, (op, j) in enumerate(pairs) if op == SKIP]
+
+    return skip_limit.limit_skips(w, list(ops).index(SKIP), max_skips, skip_rows)
 
 
 def derive_genotype(

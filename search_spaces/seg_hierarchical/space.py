@@ -197,6 +197,7 @@ class SegHierarchicalSpace(SearchSpace):
         partial_channels: int = 1,
         edge_norm: bool = False,
         checkpoint: bool = False,
+        max_skips: int | None = None,
     ) -> Any:
         """The Auto-DeepLab lattice supernet at ``filter_multiplier`` (see :mod:`.supernet`)."""
         from search_spaces.seg_hierarchical.supernet import SegHierarchicalSupernet
@@ -205,7 +206,8 @@ class SegHierarchicalSpace(SearchSpace):
         if task.kind != "segmentation":
             raise ValueError(f"seg-hierarchical supernets are for segmentation, not {task.kind!r}")
         return SegHierarchicalSupernet(
-            self, task, sampling=sampling, partial_channels=partial_channels, edge_norm=edge_norm, checkpoint=checkpoint
+            self, task, sampling=sampling, partial_channels=partial_channels, edge_norm=edge_norm, checkpoint=checkpoint,
+            max_skips=max_skips,
         )
 
     def graph(self, arch: Arch) -> nx.DiGraph:

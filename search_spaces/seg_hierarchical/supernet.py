@@ -25,7 +25,9 @@ its activations (torch.utils.checkpoint): less memory for large inputs, at about
 Relaxations (``search_spaces/supernet.py``): ``sampling="softmax"`` or ``"gumbel"`` (GDAS: one
 op per edge per forward, shared by all cells; β stays a softmax), ``partial_channels=K``
 (PC-DARTS: C/K channels through the mixed ops, channel shuffle) and ``edge_norm`` (PC-DARTS
-edge weights γ, a softmax over each block's inputs). See :mod:`.mixed` for how the mixed ops
+edge weights γ, a softmax over each block's inputs). ``max_skips=M`` limits the derived cell to
+M skip connections (P-DARTS' rule, :mod:`search_spaces.skip_limit`; not part of Auto-DeepLab,
+default None). See :mod:`.mixed` for how the mixed ops
 are batched and :mod:`.node` for one node's cell. Latency-aware search: ``expected_latency``,
 ``arch_latency`` and ``latency_keys`` (:mod:`.latency`).
 """
@@ -43,11 +45,12 @@ from torch import nn
 from search_spaces.base import Arch, Task
 from search_spaces.blocks.multiscale import ASPP
 from search_spaces.seg_hierarchical.decode import decode_cell
-from search_spaces.seg_hierarchical.genotype import LEVELS, OPS, genotype_to_arch, num_edges
+from search_spaces.seg_hierarchical.genotype import LEVELS, OPS, Block, edge_index, genotype_to_arch, num_edges
 from search_spaces.seg_hierarchical.latency import arch_latency, expected_latency, latency_keys, level_sites
 from search_spaces.seg_hierarchical.node import Mixing, Node, source_edges
 from search_spaces.seg_hierarchical.ops import conv_bn, level_sizes
 from search_spaces.seg_hierarchical.paths import k_best_paths, reachable, transition_mask
+from search_spaces.skip_limit import limit_skips
 from search_spaces.supernet import Supernet
 
 if TYPE_CHECKING:
@@ -74,8 +77,12 @@ class SegHierarchicalSupernet(Supernet):
         partial_channels: int = 1,
         edge_norm: bool = False,
         checkpoint: bool = False,
+        max_skips: int | None = None,
     ) -> None:
         super().__init__()
+        if max_skips is not None and (isinstance(max_skips, bool) or not isinstance(max_skips, int) or max_skips < 0):
+            raise ValueError(f"seg-hierarchical supernet: max_skips must be an integer >= 0 or null, got {max_skips!r}")
+        self.max_skips = max_skips
         if not isinstance(checkpoint, bool):
             raise ValueError(f"seg-hierarchical supernet: checkpoint must be true or false, got {checkpoint!r}")
         self.checkpoint = checkpoint
@@ -211,9 +218,17 @@ class SegHierarchicalSupernet(Supernet):
     def candidates(self, k: int = 1) -> list[Arch]:
         """The DARTS-decoded cell with each of the ``k`` most probable network paths (list Viterbi)."""
         with torch.no_grad():
-            cell = decode_cell(torch.softmax(self.alpha, dim=-1), self.blocks, self.edge_probs())
+            probs, gamma = torch.softmax(self.alpha, dim=-1), self.edge_probs()
+            if self.max_skips is not None:
+                probs = limit_skips(probs, OPS.index("skip_connect"), self.max_skips,
+                                    lambda w: self._skip_rows(decode_cell(w, self.blocks, gamma)))
+            cell = decode_cell(probs, self.blocks, gamma)
             paths = k_best_paths(self.network_probs(), k)
         return [genotype_to_arch(cell, path) for _, path in paths]
+
+    def _skip_rows(self, cell: list[Block]) -> list[int]:
+        """α rows of the edges ``cell`` decodes as skip connections."""
+        return [edge_index(b, j, self.blocks) for b, block in enumerate(cell) for op, j in block if op == "skip_connect"]
 
     def arch_distributions(self) -> Mapping[str, torch.Tensor]:
         """``cell`` softmax(α) [edges, 8], ``network`` β probabilities [L, 4, 3], ``edges`` γ (edge_norm)."""
