@@ -37,13 +37,15 @@ def _console():
 
 def _parse_sets(sets: list[str], cfg: Any) -> None:
     """Apply ``--set space.K=V`` / ``controller.K=V`` / ``EVALUATOR.K=V`` (V read as YAML)."""
+    from automl.config import load_yaml
+
     for item in sets:
         target, sep, value = item.partition("=")
         comp, dot, key = target.partition(".")
         if not sep or not dot or not key:
             _fail(f"bad --set {item!r}: expected space.KEY=VALUE, controller.KEY=VALUE or EVALUATOR.KEY=VALUE")
         try:
-            parsed = yaml.safe_load(value)
+            parsed = load_yaml(value)
         except yaml.YAMLError:
             parsed = value
         if comp in ("space", "controller"):

@@ -16,6 +16,7 @@ run_dir: runs/nb201-evo
 
 from __future__ import annotations
 
+import re
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -54,6 +55,24 @@ DEFAULT_EVALUATORS: dict[str, list[str]] = {
 }
 DEFAULT_CONTROLLER = "evolution"
 
+
+class _Loader(yaml.SafeLoader):
+    """YAML with 1.2 floats: ``3e-3`` and ``1e4`` are numbers (PyYAML's YAML 1.1 reads them as strings)."""
+
+
+_Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"^[-+]?(?:[0-9][0-9_]*\.[0-9_]*(?:[eE][-+]?[0-9]+)?|\.[0-9_]+(?:[eE][-+]?[0-9]+)?"
+               r"|[0-9][0-9_]*[eE][-+]?[0-9]+|\.inf|\.Inf|\.INF|\.nan|\.NaN|\.NAN)$"),
+    list("-+0123456789."),
+)
+
+
+def load_yaml(text: str) -> Any:
+    """``yaml.safe_load`` with YAML 1.2 floats (config files and ``--set`` values)."""
+    return yaml.load(text, Loader=_Loader)  # noqa: S506 - a SafeLoader subclass
+
+
 # Zero-flag settings for pairs whose paper settings take GPU-days: sized so that
 # `automl search --space S --controller C` finishes in minutes on a 2-core CPU with the built-in
 # data. They apply only to what the user left unset (options of a component given without
@@ -63,14 +82,13 @@ QUICK_DEFAULTS: dict[tuple[str, str], dict[str, Any]] = {
         "space": {"layers": 4, "filter_multiplier": 4, "retrain_filter_multiplier": 4,
                   "stem_channels": [16, 16, 32], "aspp_channels": 32},
         "controller": {"epochs": 8, "batch_size": 16, "warmup_epochs": 3, "w_lr": 0.05, "arch_lr": 3e-3,
-                       "arch_weight_decay": 1e-3},
+                       "arch_weight_decay": 1e-3, "supernet": {"max_skips": 2}},
         "evaluators": [{"name": "train", "epochs": 12, "batch_size": 16, "optimizer": "adamw", "save_weights": True},
                        {"name": "latency", "min_run_time": 0.1}],
         "budget": 1,
     },
     ("darts", "darts"): {
-        # P-DARTS' skip limit: a 2-epoch search otherwise derives a normal cell of skips
-        "controller": {"epochs": 2, "batch_size": 32, "supernet": {"C": 8, "layers": 5, "max_skips": 2}},
+        "controller": {"epochs": 2, "batch_size": 32, "supernet": {"C": 8, "layers": 5}},
         "space": {"C": 8, "layers": 5},
         "evaluators": [{"name": "train", "epochs": 2, "save_weights": True}, {"name": "latency", "min_run_time": 0.1}],
         "budget": 1,
@@ -120,7 +138,7 @@ class RunConfig:
         if not p.is_file():
             raise SpecError(f"config file not found: {p}")
         try:
-            data = yaml.safe_load(p.read_text()) or {}
+            data = load_yaml(p.read_text()) or {}
         except yaml.YAMLError as exc:
             line = getattr(getattr(exc, "problem_mark", None), "line", None)
             where = f" (line {line + 1})" if line is not None else ""

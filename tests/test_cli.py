@@ -138,3 +138,18 @@ def test_plugins_from_entry_points(capsys, tmp_path, monkeypatch):
     assert registry.create("controller", "lucky").name == "lucky"
     code, out, _ = run_cli(capsys, "controllers")
     assert "lucky" in out and "a plug-in controller" in out
+
+
+def test_exponent_floats_are_numbers_in_set_values_and_config_files(tmp_path):
+    """PyYAML (YAML 1.1) reads 3e-3 as a string; config files and --set read YAML 1.2 floats."""
+    from automl.cli import _parse_sets
+    from automl.config import RunConfig, load_yaml
+
+    assert load_yaml("{a: 3e-3, b: 1e4, c: -2E+2, d: 1.0.0, e: 5}") == {"a": 0.003, "b": 1e4, "c": -200.0,
+                                                                         "d": "1.0.0", "e": 5}
+    cfg = RunConfig()
+    _parse_sets(["controller.arch_lr=3e-3"], cfg)
+    assert cfg.controller.options["arch_lr"] == 0.003
+    path = tmp_path / "c.yaml"
+    path.write_text("space: nb201\ncontroller: {name: darts, arch_lr: 3e-4, w_lr: 2.5e-2}\n")
+    assert RunConfig.from_file(path).controller.options == {"arch_lr": 3e-4, "w_lr": 0.025}
