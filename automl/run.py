@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import optuna
+import torch
 
 from automl import registry
 from automl.config import RunConfig
@@ -156,7 +157,9 @@ class Run:
         self.supernet = None
         if isinstance(self.controller, WeightSharingController):  # built now: bad options fail before any file
             try:
-                self.supernet = self.space.supernet(self.task, **self.controller.supernet_options())
+                with torch.random.fork_rng(devices=[]):  # the initial weights and α/β follow --seed
+                    torch.manual_seed(cfg.seed)
+                    self.supernet = self.space.supernet(self.task, **self.controller.supernet_options())
             except (ValueError, TypeError) as exc:
                 raise RunSetupError(f"space {cfg.space.name!r} supernet: {exc}") from None
         # A latency look-up table among the evaluators also drives latency-aware supernet search.

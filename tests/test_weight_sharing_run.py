@@ -56,3 +56,18 @@ def test_bad_supernet_options_fail_before_any_file(tmp_path, supernet, message):
         Run(_config(tmp_path, supernet=supernet), tensorboard=False)
     assert message in str(exc.value) and "\n" not in str(exc.value)
     assert not (tmp_path / "run").exists()
+
+
+def test_the_supernet_initialisation_follows_the_seed(tmp_path):
+    import torch
+
+    def init(seed: int) -> list[torch.Tensor]:
+        cfg = _config(tmp_path)
+        cfg.seed = seed
+        torch.randn(7)  # whatever the global generator did before must not matter
+        run = Run(cfg, write_files=False, tensorboard=False)
+        return [p.detach().clone() for p in run.supernet.parameters()]
+
+    a, b, c = init(3), init(3), init(4)
+    assert all(x.equal(y) for x, y in zip(a, b, strict=True))
+    assert not all(x.equal(z) for x, z in zip(a, c, strict=True))
