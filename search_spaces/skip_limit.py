@@ -14,6 +14,13 @@ from collections.abc import Callable
 import torch
 
 
+def check_max_skips(value: object, owner: str) -> int | None:
+    """``value`` as a supernet's ``max_skips`` option (None = no limit), else ValueError."""
+    if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 0):
+        raise ValueError(f"{owner}: max_skips must be an integer >= 0 or null, got {value!r}")
+    return value
+
+
 def limit_skips(
     w: torch.Tensor, skip_column: int, max_skips: int, skip_rows: Callable[[torch.Tensor], list[int]]
 ) -> torch.Tensor:

@@ -45,6 +45,7 @@ from search_spaces.darts.genotype import genotype_to_arch
 from search_spaces.darts.mixed import channels_last_grad, darts_search_op
 from search_spaces.darts.nodes import MixedNodes
 from search_spaces.darts.relax import Mix, make_mix, node_slices, node_softmax
+from search_spaces.skip_limit import check_max_skips
 from search_spaces.supernet import Supernet
 
 
@@ -113,11 +114,9 @@ class DartsSupernet(Supernet):
             raise ValueError(f"darts supernet: multiplier must be in 1..steps={steps}, got {multiplier}")
         if all(op == "none" for op in ops):
             raise ValueError("darts supernet: the op list needs an op other than 'none'")
-        if max_skips is not None and (isinstance(max_skips, bool) or not isinstance(max_skips, int) or max_skips < 0):
-            raise ValueError(f"darts supernet: max_skips must be an integer >= 0 or null, got {max_skips!r}")
         if max_skips is not None and not set(ops) - {"none", "skip_connect"}:
             raise ValueError(f"darts supernet: max_skips needs an op other than none and skip_connect, ops are {tuple(ops)}")
-        self.max_skips = max_skips
+        self.max_skips = check_max_skips(max_skips, "darts supernet")
         self.space, self.task = space, task
         self.ops, self.steps, self.multiplier = tuple(ops), int(steps), int(multiplier)
         self.sampling, self.tau = sampling, float(tau)

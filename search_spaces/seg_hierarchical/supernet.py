@@ -50,7 +50,7 @@ from search_spaces.seg_hierarchical.latency import arch_latency, expected_latenc
 from search_spaces.seg_hierarchical.node import Mixing, Node, source_edges
 from search_spaces.seg_hierarchical.ops import conv_bn, level_sizes
 from search_spaces.seg_hierarchical.paths import k_best_paths, reachable, transition_mask
-from search_spaces.skip_limit import limit_skips
+from search_spaces.skip_limit import check_max_skips, limit_skips
 from search_spaces.supernet import Supernet
 
 if TYPE_CHECKING:
@@ -80,9 +80,7 @@ class SegHierarchicalSupernet(Supernet):
         max_skips: int | None = None,
     ) -> None:
         super().__init__()
-        if max_skips is not None and (isinstance(max_skips, bool) or not isinstance(max_skips, int) or max_skips < 0):
-            raise ValueError(f"seg-hierarchical supernet: max_skips must be an integer >= 0 or null, got {max_skips!r}")
-        self.max_skips = max_skips
+        self.max_skips = check_max_skips(max_skips, "seg-hierarchical supernet")
         if not isinstance(checkpoint, bool):
             raise ValueError(f"seg-hierarchical supernet: checkpoint must be true or false, got {checkpoint!r}")
         self.checkpoint = checkpoint
