@@ -40,7 +40,7 @@ PRECISIONS = ("bf16", "fp32")
 # (space, space options, supernet options, task kind, classes, image size, trainer options)
 CONFIGS: dict[str, tuple[str, dict[str, Any], dict[str, Any], str, int, int, dict[str, Any]]] = {
     "darts": ("darts", {}, {"C": 16, "layers": 8}, "classification", 10, 32, {}),
-    "autodeeplab": ("seg-hierarchical", {"layers": 12, "filter_multiplier": 8, "block_multiplier": 5}, {},
+    "autodeeplab": ("seg-hierarchical", {"layers": 12, "filter_multiplier": 8, "blocks": 5}, {},
                     "segmentation", 19, 64, {"arch_lr": 3e-3, "grad_clip": 0.0}),
 }
 
