@@ -35,6 +35,10 @@ def _console():
     return Console() if sys.stdout.isatty() else Console(width=160)
 
 
+def _brief(options: dict[str, Any]) -> str:
+    return ", ".join(f"{k}={v}" for k, v in options.items())
+
+
 def _parse_sets(sets: list[str], cfg: Any) -> None:
     """Apply ``--set space.K=V`` / ``controller.K=V`` / ``EVALUATOR.K=V`` (V read as YAML)."""
     from automl.config import load_yaml
@@ -80,7 +84,7 @@ def search(
     progress: Annotated[bool, typer.Option(help="show a progress bar")] = True,
 ) -> None:
     """Search a space with a controller and evaluators; trials go to an Optuna study."""
-    from automl.config import RunConfig
+    from automl.config import QUICK_DEFAULTS, RunConfig
     from automl.objectives import SpecError
     from automl.run import Run, RunSetupError
 
@@ -104,9 +108,15 @@ def search(
                 cfg.set(key, value)
         _parse_sets(set_ or [], cfg)
         console = _console()
+        skipped = cfg.fill_defaults()
         run = Run(cfg, resume=resume is not None, progress=progress, log=lambda m: console.print(f"[dim]{m}[/dim]"))
     except (SpecError, RunSetupError) as exc:
         _fail(str(exc))
+    for comp in skipped:
+        quick = QUICK_DEFAULTS[(cfg.space.name, cfg.controller.name)][comp]
+        console.print(f"[dim]note: {comp} options were given, so the quick {comp} settings of "
+                      f"{cfg.space.name}+{cfg.controller.name} ({_brief(quick)}) are not used; the "
+                      f"{comp}'s own defaults fill the rest[/dim]")
     if resume is not None and budget is not None:
         cfg.dump(run.run_dir / "config.yaml")  # the extended budget is part of the run now
     try:

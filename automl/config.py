@@ -82,7 +82,7 @@ QUICK_DEFAULTS: dict[tuple[str, str], dict[str, Any]] = {
         "space": {"layers": 4, "filter_multiplier": 4, "retrain_filter_multiplier": 4,
                   "stem_channels": [16, 16, 32], "aspp_channels": 32},
         "controller": {"epochs": 8, "batch_size": 16, "warmup_epochs": 3, "w_lr": 0.05, "arch_lr": 3e-3,
-                       "arch_weight_decay": 1e-3, "supernet": {"max_skips": 2}},
+                       "arch_weight_decay": 1e-3},
         "evaluators": [{"name": "train", "epochs": 12, "batch_size": 16, "optimizer": "adamw", "save_weights": True},
                        {"name": "latency", "min_run_time": 0.1}],
         "budget": 1,
@@ -185,19 +185,27 @@ class RunConfig:
         setattr(self, key, value)
         self._given.add(key)
 
-    def fill_defaults(self) -> None:
+    def fill_defaults(self) -> list[str]:
+        """Fill unset parts from QUICK_DEFAULTS / DEFAULT_EVALUATORS; the components whose
+        quick defaults were *not* used because options were given (for a note to the user)."""
+        skipped: list[str] = []
         quick = QUICK_DEFAULTS.get((self.space.name, self.controller.name))
         if quick is not None:
-            if not self.space.options and quick.get("space"):
-                self.space.options = dict(quick["space"])
-            if not self.controller.options and quick.get("controller"):
-                self.controller.options = dict(quick["controller"])
+            for comp in ("space", "controller"):
+                component = getattr(self, comp)
+                if not quick.get(comp) or component.options == quick[comp]:
+                    continue
+                if component.options:
+                    skipped.append(comp)
+                else:
+                    component.options = dict(quick[comp])
             if not self.evaluators and quick.get("evaluators"):
                 self.evaluators = [Component.parse(dict(e), "evaluator") for e in quick["evaluators"]]
             if "budget" not in self._given and "budget" in quick:
                 self.budget = int(quick["budget"])
         if not self.evaluators:
             self.evaluators = [Component(n) for n in DEFAULT_EVALUATORS.get(self.space.name, ["train"])]
+        return skipped
 
     def to_dict(self) -> dict[str, Any]:
         out = {k: v for k, v in asdict(self).items() if not k.startswith("_")}

@@ -153,3 +153,15 @@ def test_exponent_floats_are_numbers_in_set_values_and_config_files(tmp_path):
     path = tmp_path / "c.yaml"
     path.write_text("space: nb201\ncontroller: {name: darts, arch_lr: 3e-4, w_lr: 2.5e-2}\n")
     assert RunConfig.from_file(path).controller.options == {"arch_lr": 3e-4, "w_lr": 0.025}
+
+
+def test_quick_defaults_not_used_for_a_component_given_options_are_reported():
+    from automl.config import QUICK_DEFAULTS, Component, RunConfig
+
+    quick = QUICK_DEFAULTS[("seg-hierarchical", "darts")]
+    cfg = RunConfig(space=Component("seg-hierarchical"), controller=Component("darts", {"epochs": 1}))
+    assert cfg.fill_defaults() == ["controller"]
+    assert cfg.space.options == quick["space"] and cfg.controller.options == {"epochs": 1}
+    assert cfg.fill_defaults() == ["controller"]  # idempotent
+    plain = RunConfig(space=Component("seg-hierarchical"), controller=Component("darts"))
+    assert plain.fill_defaults() == [] and plain.controller.options == quick["controller"]
