@@ -88,3 +88,39 @@ def test_small_search_data_moves_to_the_device_once_and_large_data_stays_on_the_
     assert x is images and y is targets
     assert gather(x, y, torch.tensor([3, 1]), meta).targets.device == meta
     assert place(images, targets, torch.device("cpu"))[0] is images
+
+
+# -- on a GPU (skipped without one): the real mixed-precision path ---------------------------------
+cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+
+
+@cuda
+@pytest.mark.parametrize(("order", "method"), [(1, "darts"), (2, "pcdarts"), (1, "gdas")])
+@pytest.mark.parametrize("space_name", sorted(SPACES))
+def test_steps_on_cuda_with_the_default_amp(space_name: str, order: int, method: str) -> None:
+    t, batch = trainer(space_name, order, method, "cuda")
+    assert t.amp and t.channels_last  # options.amp defaults to True on CUDA
+    arch = [a.detach().clone() for a in t.arch]
+    for _ in range(2):
+        t.weight_step(batch)
+        t.arch_step(batch, batch)
+    assert all(p.is_cuda and p.dtype == torch.float32 and bool(torch.isfinite(p).all()) for p in t.net.parameters())
+    assert any(not a.equal(b) for a, b in zip(arch, t.arch))
+    if t.lut is not None:
+        assert t.expected_latency().is_cuda
+
+
+@cuda
+def test_a_short_search_runs_on_cuda() -> None:
+    from controllers.base import SearchData
+    from controllers.darts import DartsController
+
+    space_options, supernet_options, task = SPACES["seg-hierarchical"]
+    space = registry.create("space", "seg-hierarchical", space_options)
+    ctl = DartsController(epochs=2, warmup_epochs=1, batch_size=4, top_k=2)
+    g = torch.Generator().manual_seed(0)
+    data = SearchData(images=torch.randn(16, 3, *task.input_size, generator=g),
+                      targets=torch.randint(0, task.num_classes, (16, *task.input_size), generator=g))
+    archs = ctl.search(space.supernet(task, **supernet_options, **ctl.supernet_options()), data, device="cuda")
+    assert len(archs) == 2 and all(space.validate(a) == a for a in archs)
+    assert [h["arch_updated"] for h in ctl.history] == [0.0, 1.0]
