@@ -43,7 +43,11 @@ class OptunaSamplerController(Controller):
     def ask(self) -> Arch | None:
         trial = self.study.ask(self.distributions)
         arch = {name: trial.params[name] for name in self.distributions}
-        self._open.setdefault(arch_key(arch), []).append(trial)
+        try:  # the run tells the space's canonical form (e.g. seg-hierarchical clamped moves)
+            canonical = self.space.validate(arch)
+        except ValueError:
+            canonical = arch
+        self._open.setdefault(arch_key(canonical), []).append(trial)
         return arch
 
     def tell(self, arch: Arch, result: Result) -> None:

@@ -119,3 +119,23 @@ def test_bad_options_are_refused():
         RegularizedEvolution(population=0)
     with pytest.raises(TypeError):
         RandomSearch(population=3)
+
+
+def test_optuna_controller_closes_trials_told_in_the_space_canonical_form():
+    """seg-hierarchical rewrites clamped path moves; the run tells that form, not the proposal."""
+    import optuna
+
+    from search_spaces.seg_hierarchical import SegHierarchicalSpace
+
+    space = SegHierarchicalSpace(layers=4, filter_multiplier=2)
+    c = TPEController()
+    c.setup(space, [Objective("score", "max")], seed=0)
+    rewritten = 0
+    for i in range(12):
+        arch = c.ask()
+        canonical = space.validate(arch)
+        rewritten += canonical != arch
+        c.tell(canonical, Result(values=(float(i),)))
+    assert rewritten > 0  # the case this test is about happened
+    states = [t.state for t in c.study.trials]
+    assert states.count(optuna.trial.TrialState.COMPLETE) == 12 and len(states) == 12
