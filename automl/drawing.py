@@ -2,9 +2,9 @@
 
 Nodes are placed left to right by topological generation; nodes with a ``stride`` attribute
 (a network path such as Auto-DeepLab's) are placed at a height given by their stride, so the
-path over resolutions is visible. Each weakly connected part of the graph gets its own panel
-(the DARTS normal and reduction cells), named by its nodes' common ``"<part>:"`` prefix, which
-the node labels then drop; a sub-graph in ``graph.graph["cell"]`` (the searched cell) is drawn
+path over resolutions is visible. When the graph falls into parts whose nodes are named
+``"<part>:<node>"`` (the DARTS normal and reduction cells), each part gets its own panel named
+by the prefix, which the node labels then drop; a sub-graph in ``graph.graph["cell"]`` (the searched cell) is drawn
 in a further panel. Edges are labelled by their ``op`` (or ``resample``) attribute; ``concat``
 edges into a cell's output are drawn dashed and unlabelled.
 """
@@ -52,14 +52,12 @@ def panels(g: nx.DiGraph, title: str = "") -> list[tuple[nx.DiGraph, str]]:
     order = {n: i for i, n in enumerate(g.nodes)}
     parts = sorted(nx.weakly_connected_components(g), key=lambda c: min(order[n] for n in c))
     out: list[tuple[nx.DiGraph, str]] = []
-    if len(parts) == 1:
+    subs = [g.subgraph(sorted(part, key=order.__getitem__)).copy() for part in parts]
+    names = [_prefix(sub) for sub in subs]
+    if len(subs) > 1 and all(names) and len(set(names)) == len(names):  # e.g. the DARTS cell types
+        out.extend((sub, f"{ {'reduce': 'reduction'}.get(name, name)} cell") for sub, name in zip(subs, names))
+    else:  # one graph, even where a node has no edge left (NB201's 'none')
         out.append((g, title))
-    else:
-        for i, part in enumerate(parts):
-            sub = g.subgraph(sorted(part, key=order.__getitem__)).copy()
-            name = _prefix(sub)
-            name = {"reduce": "reduction"}.get(name or "", name)
-            out.append((sub, f"{name} cell" if name else f"part {i + 1}"))
     cell = g.graph.get("cell")
     if isinstance(cell, nx.DiGraph):
         out.append((cell, "cell"))

@@ -157,7 +157,9 @@ class Run:
         self.supernet = None
         if isinstance(self.controller, WeightSharingController):  # built now: bad options fail before any file
             try:
-                with torch.random.fork_rng(devices=[]):  # the initial weights and α/β follow --seed
+                # The initial weights and α/β follow --seed; the CPU generator is restored after
+                # (CUDA generators are left reseeded: nothing before the search draws from them).
+                with torch.random.fork_rng(devices=[]):
                     torch.manual_seed(cfg.seed)
                     self.supernet = self.space.supernet(self.task, **self.controller.supernet_options())
             except (ValueError, TypeError) as exc:

@@ -61,7 +61,7 @@ class BilevelTrainer:
         self.device = torch.device(device)
         self.cuda = self.device.type == "cuda"
         self.amp = bool(options.amp and self.cuda) if mixed_precision is None else bool(mixed_precision)
-        self.channels_last = self.cuda or self.amp
+        self.channels_last = self.amp
         self.net = supernet.to(self.device)
         if self.channels_last:
             to_channels_last(self.net)

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import pytest
+import torch
 
 from benchmarks import search_epoch
 from benchmarks.search_epoch import child, parse
@@ -11,8 +14,13 @@ TINY = ("darts", {}, {"C": 4, "layers": 3}, "classification", 10, 8, {})
 
 
 @pytest.fixture
-def tiny(monkeypatch: pytest.MonkeyPatch) -> None:
+def tiny(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """A tiny darts configuration; ``child`` sets threads and seeds, restored afterwards."""
     monkeypatch.setitem(search_epoch.CONFIGS, "darts", TINY)
+    threads = torch.get_num_threads()
+    with torch.random.fork_rng(devices=[]):
+        yield
+    torch.set_num_threads(threads)
 
 
 @pytest.mark.parametrize("precision", ["fp32", "bf16"])

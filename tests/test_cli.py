@@ -165,3 +165,13 @@ def test_quick_defaults_not_used_for_a_component_given_options_are_reported():
     assert cfg.fill_defaults() == ["controller"]  # idempotent
     plain = RunConfig(space=Component("seg-hierarchical"), controller=Component("darts"))
     assert plain.fill_defaults() == [] and plain.controller.options == quick["controller"]
+
+
+def test_a_dumped_config_reads_back_strings_that_look_like_exponent_floats(tmp_path):
+    from automl.config import RunConfig
+
+    cfg = RunConfig()
+    cfg.run_dir, cfg.study_name = "1e3", "2e5"
+    cfg.dump(tmp_path / "config.yaml")
+    back = RunConfig.from_file(tmp_path / "config.yaml")
+    assert (back.run_dir, back.study_name) == ("1e3", "2e5")

@@ -157,6 +157,14 @@ def test_second_order_with_xi_zero_is_the_first_order_gradient() -> None:
     assert not torch.allclose(again[0], first[0], rtol=1e-4, atol=1e-8)  # ξ > 0 adds the Hessian term
 
 
+def test_finite_difference_hvp_of_a_zero_vector_is_zero_and_leaves_the_weights() -> None:
+    w = nn.Parameter(torch.tensor([0.5, -1.0]))
+    a = nn.Parameter(torch.tensor([2.0]))
+    before = w.detach().clone()
+    hvp = finite_difference_hvp(lambda: (a * w).pow(2).sum(), [w], [a], [torch.zeros(2)])
+    assert hvp[0].equal(torch.zeros(1)) and w.detach().equal(before)
+
+
 def test_finite_difference_hvp_matches_double_backward() -> None:
     net = ToySupernet(act=nn.Tanh).double()
     net.alpha.data.normal_(0, 0.5)

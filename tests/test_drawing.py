@@ -34,3 +34,11 @@ def test_the_network_path_comes_first_then_the_cell():
     space = SegHierarchicalSpace()
     drawn = panels(space.graph(space.presets()["autodeeplab-cityscapes"]), "title")
     assert [name for _, name in drawn] == ["title", "cell"]
+
+
+def test_a_node_cut_off_by_none_edges_stays_in_the_one_panel():
+    space = NB201Space()
+    arch = space.parse("|none~0|+|none~0|none~1|+|skip_connect~0|none~1|none~2|")
+    g = space.graph(arch)
+    drawn = panels(g, "nb201")
+    assert [name for _, name in drawn] == ["nb201"] and drawn[0][0] is g
