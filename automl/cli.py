@@ -43,7 +43,8 @@ def _parse_sets(sets: list[str], cfg: Any) -> None:
     """Apply ``--set space.K=V`` / ``controller.K=V`` / ``EVALUATOR.K=V`` (V read as YAML)."""
     from automl.config import load_yaml
 
-    for item in sets:
+    component_first = sorted(sets, key=lambda item: not item.startswith(("space.", "controller.")))
+    for item in component_first:  # evaluator items fill the quick defaults: components go first
         target, sep, value = item.partition("=")
         comp, dot, key = target.partition(".")
         if not sep or not dot or not key:

@@ -175,3 +175,19 @@ def test_a_dumped_config_reads_back_strings_that_look_like_exponent_floats(tmp_p
     cfg.dump(tmp_path / "config.yaml")
     back = RunConfig.from_file(tmp_path / "config.yaml")
     assert (back.run_dir, back.study_name) == ("1e3", "2e5")
+
+
+def test_set_order_does_not_change_which_quick_settings_apply():
+    from automl.cli import _parse_sets
+    from automl.config import RunConfig
+
+    def options(sets: list[str]) -> dict:
+        cfg = RunConfig()
+        cfg.set("space", "seg-hierarchical")
+        cfg.set("controller", "darts")
+        _parse_sets(sets, cfg)
+        cfg.fill_defaults()
+        return cfg.controller.options
+
+    a = options(["train.epochs=1", "controller.epochs=2"])
+    assert a == options(["controller.epochs=2", "train.epochs=1"]) == {"epochs": 2}
