@@ -90,10 +90,8 @@ def child(args: argparse.Namespace, precision: str) -> dict[str, Any]:
     trainer.set_epoch(0)
     trainer.net.train()
 
-    def step() -> None:  # DartsController._epoch after the warm-up epochs
-        batch_a = batch("A")
-        trainer.arch_step(batch_a, batch("B"))
-        trainer.weight_step(batch_a)
+    def step() -> None:  # as DartsController._epoch after the warm-up epochs
+        trainer.search_step(batch("A"), batch("B"))
 
     for _ in range(min(args.warmup, steps)):
         step()

@@ -162,9 +162,10 @@ class DartsController(WeightSharingController):
         train, val = Meter(), Meter()
         for _ in range(steps):
             batch_a = batch("A")
-            if update_arch:
-                val.add(trainer.arch_step(batch_a, batch("B")))
-            train.add(trainer.weight_step(batch_a))
+            val_stats, train_stats = trainer.search_step(batch_a, batch("B") if update_arch else None)
+            if val_stats is not None:
+                val.add(val_stats)
+            train.add(train_stats)
         if not update_arch:  # val proxy during warm-up: one B batch, no update
             val.add(trainer.evaluate(batch("B")))
         metrics = {"lr": trainer.lr, "arch_updated": float(update_arch)}

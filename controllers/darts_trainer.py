@@ -59,8 +59,8 @@ class BilevelTrainer:
         and off elsewhere; True forces it on any device (CPU bf16: for tests and benchmarks)."""
         self.options = options
         self.device = torch.device(device)
-        self.cuda = self.device.type == "cuda"
-        self.amp = bool(options.amp and self.cuda) if mixed_precision is None else bool(mixed_precision)
+        cuda = self.device.type == "cuda"
+        self.amp = bool(options.amp and cuda) if mixed_precision is None else bool(mixed_precision)
         self.channels_last = self.amp
         self.net = supernet.to(self.device)
         if self.channels_last:
@@ -180,6 +180,12 @@ class BilevelTrainer:
                 a.grad = g
         self.a_opt.step()
         return self._stats(ce, logits, batch_val.targets)
+
+    def search_step(self, batch_a: Batch, batch_b: Batch | None) -> tuple[StepStats | None, StepStats]:
+        """One step of the search: the architecture step on ``batch_b`` (skipped when None, as in
+        the warm-up epochs), then the weight step on ``batch_a``; (val stats, train stats)."""
+        val = self.arch_step(batch_a, batch_b) if batch_b is not None else None
+        return val, self.weight_step(batch_a)
 
     def second_order_gradient(self, batch_train: Batch, batch_val: Batch,
                               xi: float) -> tuple[list[torch.Tensor], torch.Tensor, torch.Tensor]:
