@@ -80,12 +80,20 @@ def search(
     device: Annotated[str | None, typer.Option(help="cpu, cuda, cuda:1, ...")] = None,
     pruner: Annotated[str | None, typer.Option(help="none, median or successive-halving")] = None,
     mnas_reward: Annotated[str | None, typer.Option(help="derived metric ACC,LAT,TARGET[,W] (MnasNet reward)")] = None,
+    executor: Annotated[str | None, typer.Option(help="local (in-process, default) or ray (Ray Tune, parallel)")] = None,
+    workers: Annotated[int | None, typer.Option(help="trials in flight under --executor ray")] = None,
+    ray_address: Annotated[str | None, typer.Option(help="an existing Ray cluster: auto or ray://HOST:PORT (default: start a local one)")] = None,
+    trial_cpus: Annotated[float | None, typer.Option(help="CPUs (and torch threads) per trial under Ray")] = None,
+    trial_gpus: Annotated[float | None, typer.Option(help="GPUs per trial under Ray; 0.25 puts four trials on one GPU")] = None,
+    trial_timeout: Annotated[float | None, typer.Option(help="seconds after which a trial fails as timed out")] = None,
+    retries: Annotated[int | None, typer.Option(help="re-run a failed trial up to K times")] = None,
+    scheduler: Annotated[str | None, typer.Option(help="none or asha (Ray Tune ASHA stops poor training trials)")] = None,
     set_: Annotated[list[str] | None, typer.Option("--set", help="component option, e.g. controller.population=20")] = None,
     resume: Annotated[Path | None, typer.Option(help="continue the run in this directory")] = None,
     progress: Annotated[bool, typer.Option(help="show a progress bar")] = True,
 ) -> None:
     """Search a space with a controller and evaluators; trials go to an Optuna study."""
-    from automl.config import QUICK_DEFAULTS, RunConfig
+    from automl.config import RunConfig
     from automl.objectives import SpecError
     from automl.run import Run, RunSetupError
 
@@ -93,7 +101,9 @@ def search(
         if resume is not None:
             if config is not None or any(v is not None for v in (space, controller, evaluator, objective, constraint,
                                                                   run_dir, storage, dataset, set_, mnas_reward)):
-                _fail("--resume continues a run as configured; only --budget, --seed, --device and --pruner may be given with it")
+                _fail("--resume continues a run as configured; only --budget, --seed, --device, --pruner and the executor "
+                      "options (--executor, --workers, --ray-address, --trial-cpus, --trial-gpus, --trial-timeout, "
+                      "--retries, --scheduler) may be given with it")
             cfg = RunConfig.from_file(resume / "config.yaml") if (resume / "config.yaml").is_file() else None
             if cfg is None:
                 _fail(f"--resume {resume}: no config.yaml there, so it is not a run directory")
@@ -103,7 +113,9 @@ def search(
         overrides = {"space": space, "controller": controller, "evaluators": evaluator, "objectives": objective,
                      "constraints": constraint, "budget": budget, "seed": seed, "run_dir": run_dir,
                      "storage": storage, "dataset": dataset, "device": device, "pruner": pruner,
-                     "mnas_reward": mnas_reward}
+                     "mnas_reward": mnas_reward, "executor": executor, "workers": workers, "ray_address": ray_address,
+                     "trial_cpus": trial_cpus, "trial_gpus": trial_gpus, "trial_timeout": trial_timeout,
+                     "retries": retries, "scheduler": scheduler}
         for key, value in overrides.items():
             if value is not None and value != []:
                 cfg.set(key, value)
@@ -114,12 +126,13 @@ def search(
     except (SpecError, RunSetupError) as exc:
         _fail(str(exc))
     for comp in skipped:
-        quick = QUICK_DEFAULTS[(cfg.space.name, cfg.controller.name)][comp]
+        quick = (cfg.quick_settings() or {})[comp]
         console.print(f"[dim]note: {comp} options were given, so the quick {comp} settings of "
                       f"{cfg.space.name}+{cfg.controller.name} ({_brief(quick)}) are not used; the "
                       f"{comp}'s own defaults fill the rest[/dim]")
-    if resume is not None and budget is not None:
-        cfg.dump(run.run_dir / "config.yaml")  # the extended budget is part of the run now
+    if resume is not None and any(v is not None for v in (budget, executor, workers, ray_address, trial_cpus,
+                                                          trial_gpus, trial_timeout, retries, scheduler)):
+        cfg.dump(run.run_dir / "config.yaml")  # the extended budget / new executor is part of the run now
     try:
         summary = run.execute()
     except KeyboardInterrupt:

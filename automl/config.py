@@ -48,12 +48,18 @@ class Component:
         return {"name": self.name, **self.options} if self.options else self.name
 
 
-DEFAULT_EVALUATORS: dict[str, list[str]] = {
-    "nb201": ["nb201-table"],
-    "darts": ["train", "latency"],
-    "seg-hierarchical": ["train", "latency"],
-}
 DEFAULT_CONTROLLER = "evolution"
+
+
+def _declared(space_name: str) -> Any:
+    """The space class registered as ``space_name`` (None when it cannot be resolved: the run
+    set-up reports that with its own message)."""
+    from automl import registry
+
+    try:
+        return registry.resolve("space", space_name)
+    except registry.RegistryError:
+        return None
 
 
 class _Loader(yaml.SafeLoader):
@@ -75,29 +81,6 @@ def load_yaml(text: str) -> Any:
     return yaml.load(text, Loader=_Loader)  # noqa: S506 - a SafeLoader subclass
 
 
-# Zero-flag settings for pairs whose paper settings take GPU-days: sized so that
-# `automl search --space S --controller C` finishes in minutes on a 2-core CPU with the built-in
-# data. They apply only to what the user left unset (options of a component given without
-# options, evaluators, budget); any explicit setting wins. Real workloads: see README.
-QUICK_DEFAULTS: dict[tuple[str, str], dict[str, Any]] = {
-    ("seg-hierarchical", "darts"): {
-        "space": {"layers": 4, "filter_multiplier": 4, "retrain_filter_multiplier": 4,
-                  "stem_channels": [16, 16, 32], "aspp_channels": 32},
-        "controller": {"epochs": 8, "batch_size": 16, "warmup_epochs": 3, "w_lr": 0.05, "arch_lr": 3e-3,
-                       "arch_weight_decay": 1e-3},
-        "evaluators": [{"name": "train", "epochs": 12, "batch_size": 16, "optimizer": "adamw", "save_weights": True},
-                       {"name": "latency", "min_run_time": 0.1}],
-        "budget": 1,
-    },
-    ("darts", "darts"): {
-        "controller": {"epochs": 2, "batch_size": 32, "supernet": {"C": 8, "layers": 5}},
-        "space": {"C": 8, "layers": 5},
-        "evaluators": [{"name": "train", "epochs": 2, "save_weights": True}, {"name": "latency", "min_run_time": 0.1}],
-        "budget": 1,
-    },
-}
-
-
 @dataclass
 class RunConfig:
     """Everything a run needs; ``validate`` checks syntax, the run loop checks names."""
@@ -116,6 +99,14 @@ class RunConfig:
     device: str = "cpu"
     pruner: str = "none"
     mnas_reward: Any = None
+    executor: str = "local"
+    workers: int = 1
+    ray_address: str | None = None
+    trial_cpus: float = 1.0
+    trial_gpus: float = 0.0
+    trial_timeout: float | None = None
+    retries: int = 0
+    scheduler: str = "none"
     _given: set[str] = field(default_factory=set, repr=False)  # keys set explicitly (file or flags)
 
     @classmethod
@@ -165,6 +156,18 @@ class RunConfig:
             parse = parse_objective if key == "objectives" else parse_constraint
             for v in value:
                 parse(v)
+        elif key in ("workers", "retries"):
+            if isinstance(value, bool) or not isinstance(value, int):
+                try:
+                    value = int(str(value))
+                except ValueError:
+                    raise SpecError(f"{key}: expected an integer, got {value!r}") from None
+        elif key in ("trial_cpus", "trial_gpus", "trial_timeout"):
+            if value is not None or key != "trial_timeout":
+                try:
+                    value = float(value)
+                except (TypeError, ValueError):
+                    raise SpecError(f"{key}: expected a number, got {value!r}") from None
         elif key in ("budget", "seed"):
             if isinstance(value, bool) or not isinstance(value, int):
                 try:
@@ -179,7 +182,13 @@ class RunConfig:
         elif key == "pruner":
             if value not in ("none", "median", "successive-halving"):
                 raise SpecError(f"pruner: {value!r} is not one of none, median, successive-halving")
-        elif key in ("run_dir", "storage", "study_name", "dataset", "device"):
+        elif key in ("executor", "scheduler"):
+            from automl.executors import EXECUTORS, SCHEDULERS
+
+            accepted = EXECUTORS if key == "executor" else SCHEDULERS
+            if value not in accepted:
+                raise SpecError(f"{key}: {value!r} is not one of {', '.join(accepted)}")
+        elif key in ("run_dir", "storage", "study_name", "dataset", "device", "ray_address"):
             if value is not None and not isinstance(value, str):
                 raise SpecError(f"{key}: expected a string, got {value!r}")
         else:
@@ -187,11 +196,18 @@ class RunConfig:
         setattr(self, key, value)
         self._given.add(key)
 
+    def quick_settings(self) -> dict[str, Any] | None:
+        """The zero-flag settings the space declares for this controller (``quick_settings``)."""
+        space = _declared(self.space.name)
+        quick = getattr(space, "quick_settings", {}) or {}
+        return dict(quick[self.controller.name]) if self.controller.name in quick else None
+
     def fill_defaults(self) -> list[str]:
-        """Fill unset parts from QUICK_DEFAULTS / DEFAULT_EVALUATORS; the components whose
-        quick defaults were *not* used because options were given (for a note to the user)."""
+        """Fill unset parts from what the space declares (``quick_settings`` for this
+        controller, else ``default_evaluators``); the components whose quick settings were *not*
+        used because options were given (for a note to the user)."""
         skipped: list[str] = []
-        quick = QUICK_DEFAULTS.get((self.space.name, self.controller.name))
+        quick = self.quick_settings()
         if quick is not None:
             for comp in ("space", "controller"):
                 component = getattr(self, comp)
@@ -206,7 +222,8 @@ class RunConfig:
             if "budget" not in self._given and "budget" in quick:
                 self.budget = int(quick["budget"])
         if not self.evaluators:
-            self.evaluators = [Component(n) for n in DEFAULT_EVALUATORS.get(self.space.name, ["train"])]
+            defaults = getattr(_declared(self.space.name), "default_evaluators", ("train",)) or ("train",)
+            self.evaluators = [Component.parse(dict(e) if isinstance(e, dict) else e, "evaluator") for e in defaults]
         return skipped
 
     def to_dict(self) -> dict[str, Any]:

@@ -31,7 +31,7 @@ from automl import registry
 from automl.objectives import parse_objective
 from automl.report import ReportError, RunView, open_run
 from automl.store import TrialRecord
-from search_spaces.base import Task
+from automl.types import Task
 
 FORMATS = ("torchscript", "onnx", "pt2")
 FILES = {"torchscript": "model.ts", "onnx": "model.onnx", "pt2": "model.pt2"}
@@ -63,7 +63,7 @@ def _select(view: RunView, trial: str, objective: str | None) -> TrialRecord:
         if rec.state != "complete":
             raise ExportError(f"trial {number} did not complete ({rec.state}: {rec.error})")
         return rec
-    from automl.front import best
+    from automl.pareto import best
 
     obj = parse_objective(objective) if objective else view.objectives[0]
     rec = best(view.records, obj)
@@ -75,7 +75,7 @@ def _select(view: RunView, trial: str, objective: str | None) -> TrialRecord:
 def _dataset(view: RunView, space: Any) -> Any:
     if not view.config.dataset and space.default_task.kind not in ("classification", "segmentation"):
         return None
-    from evaluators.datasets import load_dataset
+    from evaluators.data import load_dataset
 
     if not view.config.dataset:
         return None

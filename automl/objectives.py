@@ -7,7 +7,7 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from controllers.base import Objective
+from automl.types import Objective
 
 _OBJECTIVE = re.compile(r"^\s*([A-Za-z_][\w.\-/]*)\s*:\s*(max|min)\s*$")
 _CONSTRAINT = re.compile(r"^\s*([A-Za-z_][\w.\-/]*)\s*(<=|>=|<|>)\s*([-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?)\s*$")

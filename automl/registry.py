@@ -32,7 +32,7 @@ BUILTIN: dict[str, dict[str, str]] = {
         "evolution": "controllers.evolution:RegularizedEvolution",
         "tpe": "controllers.optuna_sampler:TPEController",
         "nsga2": "controllers.optuna_sampler:NSGA2Controller",
-        "darts": "controllers.darts:DartsController",
+        "darts": "controllers.oneshot.darts:DartsController",
     },
     "evaluator": {
         "nb201-table": "evaluators.nb201_table:NB201TableEvaluator",

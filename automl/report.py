@@ -7,10 +7,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from automl.config import RunConfig
-from automl.front import best, front
+from automl.pareto import best, front
 from automl.objectives import SpecError, parse_objective
 from automl.store import TrialRecord, TrialStore, default_storage
-from controllers.base import Objective
+from automl.types import Objective
 
 
 class ReportError(ValueError):

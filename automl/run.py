@@ -1,40 +1,47 @@
-"""The run loop: controller <-> evaluators over an Optuna trial store.
+"""A run: one search of a space by a controller, its trials evaluated and stored.
 
 ``Run(config).execute()`` is what ``automl search`` does and what ``benchmarks/`` call:
 
-1. resolve and validate everything (names, options, objectives, compatibility) before any
-   file is written;
+1. resolve and validate everything (names, options, objectives, compatibility, the
+   controller's ``bind``, the executor's options) before any file is written;
 2. write ``RUN_DIR/config.yaml`` and open the store (``RUN_DIR/study.db`` by default);
-3. on resume, replay the stored history into a fresh controller (same seed), so it ends in the
-   state it had — nothing completed is evaluated again;
-4. loop: ``ask`` -> (duplicate? serve the stored result, no budget) -> evaluate -> store ->
-   ``tell``, until the budget of distinct evaluated architectures is spent.
+3. ``controller.prepare`` (a supernet search for one-shot controllers, resumed from its
+   checkpoint);
+4. on resume, replay the stored history into the fresh controller (same seed), so it ends in
+   the state it had — nothing completed is evaluated again (:meth:`automl.engine.Engine.replay`);
+5. hand the :class:`~automl.engine.Engine` (the one ask/submit/record/tell loop) to the
+   executor (``local`` in-process, or ``ray`` on Ray Tune) until the budget is spent.
+
+The run names no concrete space, controller or evaluator: defaults come from what the space
+declares (``default_evaluators``, ``quick_settings``), a latency table from any evaluator that
+offers ``latency_table``.
 """
 
 from __future__ import annotations
 
 import json
-import math
 import shutil
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import optuna
-import torch
 
 from automl import registry
 from automl.config import RunConfig
 from automl.devices import check_device
-from automl.front import best, front
-from automl.objectives import Constraint, SpecError, parse_constraint, parse_mnas, parse_objective, total_violation
+from automl.engine import Engine
+from automl.executors import ExecutorOptions, make_executor
+from automl.objectives import Constraint, SpecError, parse_constraint, parse_mnas, parse_objective
+from automl.pareto import best, front
 from automl.store import TrialRecord, TrialStore, default_storage
-from controllers.base import Controller, Objective, SearchData, WeightSharingController
-from evaluators.base import EvalContext, Evaluator, TrialPruned
-from evaluators.latency_lut import LatencyLUTEvaluator
-from search_spaces.base import Arch, SearchSpace, Task, arch_key
+from automl.trial import Bench, Workbench
+from automl.types import Objective, Task
+from controllers.base import Controller, PrepareContext
+from evaluators.base import Evaluator
+from search_spaces.base import SearchSpace
 
 
 class RunSetupError(ValueError):
@@ -70,7 +77,7 @@ def _suggested_objective(evaluators: Sequence[Any], task: Task) -> str | None:
 
 
 class Run:
-    """One search: controller, evaluators, store and budget."""
+    """One search: controller, evaluators, store, executor and budget."""
 
     def __init__(
         self,
@@ -88,7 +95,9 @@ class Run:
         self.resume = resume
         self.write_files = write_files
         self.show_progress = progress
+        self.tensorboard = tensorboard
         self.log = log or (lambda msg: None)
+        self.custom_evaluators = evaluators is not None
         try:
             self._setup(evaluators)
         except (registry.RegistryError, SpecError) as exc:
@@ -113,15 +122,18 @@ class Run:
             for m in (self.mnas.accuracy, self.mnas.latency):
                 _objective_visible(m, self.hidden, known, "mnas_reward")
             known = None if known is None else known | {"mnas_reward"}
-
         try:
             check_device(cfg.device)
+            self.executor_options = ExecutorOptions.from_config(cfg)
         except ValueError as exc:
             raise RunSetupError(str(exc)) from None
+
         self.dataset = None
+        self.dataset_ref = None
         self.task: Task = self.space.default_task
-        if cfg.dataset or any(getattr(e, "needs_dataset", False) for e in self.evaluators):
-            from evaluators.datasets import load_dataset
+        wants_data = any(getattr(e, "needs_dataset", False) for e in self.evaluators)
+        if cfg.dataset or wants_data or getattr(self.controller, "needs_dataset", False):
+            from evaluators.data import DatasetRef, load_dataset
 
             try:
                 self.dataset = load_dataset(cfg.dataset, task_kind=self.space.default_task.kind, seed=cfg.seed)
@@ -129,6 +141,7 @@ class Run:
                 raise RunSetupError(str(exc)) from None
             self.task = self.dataset.task
             cfg.dataset = self.dataset.spec
+            self.dataset_ref = DatasetRef(self.dataset.spec, self.space.default_task.kind, cfg.seed)
         if not cfg.objectives:
             default = _suggested_objective(self.evaluators, self.task)
             if default is None:
@@ -147,6 +160,10 @@ class Run:
                 f"controller {cfg.controller.name!r} optimises a single objective; give one --objective "
                 f"(got {len(self.objectives)})"
             )
+        try:
+            self.executor_options.check_run(len(self.objectives), cfg.pruner)
+        except ValueError as exc:
+            raise RunSetupError(str(exc)) from None
 
         for ev in self.evaluators:
             try:
@@ -154,18 +171,12 @@ class Run:
             except (ValueError, TypeError) as exc:
                 raise RunSetupError(str(exc)) from None
         self.needs_model = any(getattr(e, "needs_model", True) for e in self.evaluators)
-        self.supernet = None
-        if isinstance(self.controller, WeightSharingController):  # built now: bad options fail before any file
-            try:
-                # The initial weights and α/β follow --seed; the CPU generator is restored after
-                # (CUDA generators are left reseeded: nothing before the search draws from them).
-                with torch.random.fork_rng(devices=[]):
-                    torch.manual_seed(cfg.seed)
-                    self.supernet = self.space.supernet(self.task, **self.controller.supernet_options())
-            except (ValueError, TypeError) as exc:
-                raise RunSetupError(f"space {cfg.space.name!r} supernet: {exc}") from None
-        # A latency look-up table among the evaluators also drives latency-aware supernet search.
-        self.latency_lut = next((e.entries for e in self.evaluators if isinstance(e, LatencyLUTEvaluator)), None)
+        try:  # builds what must exist before a run starts (one-shot: the supernet, seeded)
+            self.controller.bind(self.space, self.task, self.objectives, cfg.seed)
+        except (ValueError, TypeError) as exc:
+            raise RunSetupError(str(exc)) from None
+        # A latency look-up table among the evaluators also drives latency-aware search.
+        self.latency_lut = next((t for e in self.evaluators if (t := getattr(e, "latency_table", None))), None)
 
         self.run_dir: Path | None = None
         if self.write_files:
@@ -182,14 +193,14 @@ class Run:
                 raise RunSetupError(
                     f"run directory {path} already holds files; continue it with --resume {path} or pick another --run-dir"
                 )
-            return path
+            return path.resolve()
         base = Path("runs") / f"{cfg.space.name}-{cfg.controller.name}".replace(":", "_").replace("/", "_")
         path, n = base, 1
         while path.exists():
             n += 1
             path = Path(f"{base}-{n}")
         cfg.run_dir = str(path)
-        return path
+        return path.resolve()
 
     # -- files and store ------------------------------------------------------------------------
     def _open(self, storage: Any, tensorboard: bool) -> None:
@@ -214,6 +225,9 @@ class Run:
                     (self.run_dir / "dataset.json").write_text(json.dumps(record) + "\n")
         if storage is None:
             storage = cfg.storage or (default_storage(str(self.run_dir)) if self.run_dir else None)
+        # Several processes may share a database store (resume beside a running search, Ray
+        # workers of a cluster); an in-memory store belongs to this process alone.
+        self.shared_store = storage is not None and not isinstance(storage, optuna.storages.InMemoryStorage)
         study_name = cfg.study_name or (self.run_dir.name if self.run_dir else "automl")
         self.store = TrialStore(storage, study_name, self.objectives, pruner=_pruner(cfg.pruner))
         self.writer = None
@@ -221,10 +235,22 @@ class Run:
             from torch.utils.tensorboard import SummaryWriter
 
             self.writer = SummaryWriter(str(self.run_dir / "tb"))
-        self.controller.setup(self.space, self.objectives, cfg.seed)
 
-    # -- evaluation -----------------------------------------------------------------------------
+    def workbench(self) -> Workbench:
+        """What a worker needs to run this run's trials (picklable; see :mod:`automl.trial`)."""
+        cfg = self.config
+        evaluators: tuple[Any, ...] = tuple(self.evaluators) if self.custom_evaluators else tuple(
+            (_portable(e.name), dict(e.options)) for e in cfg.evaluators)
+        return Workbench(
+            space=(_portable(cfg.space.name), dict(cfg.space.options)), evaluators=evaluators, task=self.task,
+            dataset=self.dataset_ref, device=cfg.device, seed=cfg.seed,
+            run_dir=str(self.run_dir) if self.run_dir else None, tensorboard=self.tensorboard, mnas=self.mnas,
+            timeout=self.executor_options.trial_timeout, retries=self.executor_options.retries,
+            threads=self.executor_options.trial_threads(),
+        )
+
     def _reporter(self, trial: optuna.Trial) -> Callable[[int, float], bool]:
+        """``ctx.report`` of the local executor: intermediate values to the Optuna pruner."""
         if self.config.pruner == "none" or len(self.objectives) > 1:
             return lambda step, value: False
 
@@ -234,216 +260,74 @@ class Run:
 
         return report
 
-    def evaluate(self, arch: Arch, number: int, trial: optuna.Trial | None = None) -> dict[str, float]:
-        """Run the evaluator chain on one architecture; raises on failure."""
-        ctx = EvalContext(
-            space=self.space,
-            task=self.task,
-            trial_number=number,
-            seed=self.config.seed,
-            device=self.config.device,
-            run_dir=self.run_dir,
-            dataset=self.dataset,
-            report=self._reporter(trial) if trial is not None else (lambda s, v: False),
-            writer=self.writer,
-        )
-        model = self.space.build(arch, self.task) if self.needs_model else None
-        for ev in self.evaluators:
-            out = ev.evaluate(arch, model, ctx)
-            if not isinstance(out, Mapping):
-                raise TypeError(f"evaluator {getattr(ev, 'name', ev)!r} returned {type(out).__name__}, not a dict of metrics")
-            for k, v in out.items():
-                try:
-                    ctx.metrics[str(k)] = float(v)
-                except (TypeError, ValueError):
-                    raise TypeError(f"evaluator {getattr(ev, 'name', ev)!r}: metric {k!r} is not a number ({v!r})") from None
-        if self.mnas is not None:
-            ctx.metrics["mnas_reward"] = self.mnas(ctx.metrics)
-        return ctx.metrics
+    def _draw(self, arch: Any, path: Path, title: str) -> Path | None:
+        from automl.drawing import draw_arch
 
-    def _score(self, metrics: Mapping[str, float]) -> tuple[tuple[float, ...], float]:
-        missing = [o.metric for o in self.objectives if o.metric not in metrics]
-        if missing:
-            raise KeyError(f"evaluators returned no {missing} (got {sorted(metrics)})")
-        values = tuple(float(metrics[o.metric]) for o in self.objectives)
-        if not all(math.isfinite(v) for v in values):
-            raise ValueError(f"objective values are not finite: {values}")
-        return values, total_violation(self.constraints, metrics)
+        return draw_arch(self.space, arch, path, title=title)
 
-    def _run_trial(self, arch: dict[str, Any]) -> TrialRecord:
-        arch_str = self.space.describe(arch)
-        trial = self.store.start(arch, arch_str if arch_str != arch_key(arch) else "")
-        t0 = time.perf_counter()
-        metrics: dict[str, float] = {}
-        try:
-            metrics = self.evaluate(arch, trial.number, trial)
-            values, violation = self._score(metrics)
-        except KeyboardInterrupt:
-            self.store.fail(trial, "interrupted", time.perf_counter() - t0, interrupted=True)
-            raise
-        except TrialPruned as exc:
-            dt = time.perf_counter() - t0
-            self.store.fail(trial, f"pruned: {exc}" if str(exc) else "pruned", dt, metrics, pruned=True)
-            return TrialRecord(trial.number, arch, arch_key(arch), "pruned", metrics, None, 0.0, dt, "pruned", arch_str)
-        except Exception as exc:  # an evaluator error is a failed trial, not a crashed search
-            dt = time.perf_counter() - t0
-            error = f"{type(exc).__name__}: {exc}"
-            self.store.fail(trial, error, dt, metrics)
-            self.log(f"trial {trial.number} failed: {error}")
-            return TrialRecord(trial.number, arch, arch_key(arch), "failed", metrics, None, 0.0, dt, error, arch_str)
-        dt = time.perf_counter() - t0
-        self.store.complete(trial, metrics, values, violation, dt)
-        return TrialRecord(trial.number, arch, arch_key(arch), "complete", metrics, values, violation, dt, "", arch_str)
-
-    # -- the loop -------------------------------------------------------------------------------
-    def _replay(self, records: list[TrialRecord], cache: dict[str, TrialRecord]) -> int:
-        """Feed stored history to the fresh controller; returns how many asks diverged."""
-        queue = list(records)
-        diverged = 0
-        while queue:
-            arch = self.controller.ask()
-            if arch is None:
-                break
-            key = arch_key(self.space.validate(arch))
-            if key in cache:
-                self.controller.tell(cache[key].arch, cache[key].result(self.hidden))
-                continue
-            rec = queue.pop(0)
-            diverged += rec.key != key
-            cache[rec.key] = rec
-            self.controller.tell(rec.arch, rec.result(self.hidden))
-        for rec in queue:  # a non-deterministic controller: tell the rest as they are
-            cache[rec.key] = rec
-            self.controller.tell(rec.arch, rec.result(self.hidden))
-        return diverged
-
+    # -- the search -----------------------------------------------------------------------------
     def execute(self) -> RunSummary:
-        if isinstance(self.controller, WeightSharingController):
-            return self._execute_weight_sharing()
-        return self._execute_black_box()
-
-    def _execute_weight_sharing(self) -> RunSummary:
-        """Search the supernet once, then evaluate and store the derived architectures."""
-        t_start = time.perf_counter()
-        ctl = self.controller
-        assert isinstance(ctl, WeightSharingController)
-        cache: dict[str, TrialRecord] = {}
-        records: list[TrialRecord] = []
-        if self.resume:
-            self.store.mark_interrupted()
-            records = self.store.records()
-            cache = {r.key: r for r in records}
-        if self.dataset is None:
-            from evaluators.datasets import load_dataset
-
-            self.dataset = load_dataset(None, task_kind=self.task.kind, seed=self.config.seed)
-        images, targets = self.dataset.tensors("train")
-        data = SearchData(images=images, targets=targets,
-                          ignore_index=self.dataset.ignore_index if self.dataset.ignore_index is not None else -100)
-        supernet = self.supernet
-        archs = ctl.search(
-            supernet,
-            data,
-            device=self.config.device,
-            checkpoint_dir=(self.run_dir / "supernet") if self.run_dir else None,
-            writer=self.writer,
-            log=self.log,
-            latency_lut=self.latency_lut,
-        )
-        if self.run_dir is not None:
-            from automl.drawing import draw_arch
-
-            for i, arch in enumerate(archs):
-                path = draw_arch(self.space, arch, self.run_dir / f"derived-{i}.png", title=f"derived architecture {i}")
-                if path is not None:
-                    self.log(f"drawing of derived architecture {i}: {path}")
-        duplicates = 0
-        for arch in archs:
-            arch = self.space.validate(arch)
-            key = arch_key(arch)
-            if key in cache:
-                duplicates += 1
-                continue
-            if len(records) >= self.config.budget:
-                break
-            rec = self._run_trial(arch)
-            cache[key] = rec
-            records.append(rec)
-            self._track(rec, records)
-        if self.writer is not None:
-            self.writer.flush()
-        return RunSummary(
-            run_dir=self.run_dir,
-            records=records,
-            objectives=self.objectives,
-            stopped=f"supernet searched; {len(archs)} derived architecture(s) evaluated",
-            front=front(records, self.objectives),
-            best=best(records, self.objectives[0]),
-            duplicates=duplicates,
-            seconds=time.perf_counter() - t_start,
-        )
-
-    def _execute_black_box(self) -> RunSummary:
         t_start = time.perf_counter()
         cfg = self.config
-        cache: dict[str, TrialRecord] = {}
-        records: list[TrialRecord] = []
-        if self.resume:
-            n = self.store.mark_interrupted()
-            if n:
-                self.log(f"{n} interrupted trial(s) will be evaluated again")
-            records = self.store.records()
-            diverged = self._replay(records, cache)
-            self.log(f"resumed {len(records)} trial(s)" + (f"; {diverged} replay step(s) diverged" if diverged else ""))
-        budget = cfg.budget
-        size = self.space.size()
-        duplicates = streak = 0
-        max_streak = max(1000, 20 * budget)
-        stopped = "budget spent"
-        progress = _Progress(self, budget, len(records)) if self.show_progress else None
+        opts = self.executor_options
+        progress = _Progress(self, cfg.budget, 0) if self.show_progress else None
+
+        def on_record(rec: TrialRecord, records: list[TrialRecord]) -> None:
+            self._track(rec, records)
+            if progress:
+                progress.update(records)
+
+        engine = self.engine = Engine(
+            self.controller, self.space, self.store, self.objectives, self.constraints, self.hidden, cfg.budget,
+            max_in_flight=opts.max_in_flight(), shared_store=self.shared_store, log=self.log, on_record=on_record,
+        )
+        wb = self.workbench()
+        bench = Bench(wb, space=self.space, evaluators=self.evaluators, dataset=self.dataset)
+        bench.register()
+        if self.dataset_ref is not None:
+            self.dataset_ref.keep(self.dataset)
+        executor = make_executor(opts)
         try:
-            while len(records) < budget:
-                if size is not None and len(cache) >= size:
-                    stopped = f"space exhausted ({size} architectures)"
-                    break
-                arch = self.controller.ask()
-                if arch is None:
-                    stopped = "controller finished"
-                    break
-                arch = self.space.validate(arch)
-                key = arch_key(arch)
-                if key in cache:
-                    duplicates += 1
-                    streak += 1
-                    self.controller.tell(cache[key].arch, cache[key].result(self.hidden))
-                    if streak > max_streak:
-                        stopped = f"controller proposed {streak} evaluated architectures in a row"
-                        break
-                    continue
-                streak = 0
-                rec = self._run_trial(arch)
-                cache[key] = rec
-                records.append(rec)
-                self.controller.tell(rec.arch, rec.result(self.hidden))
-                self._track(rec, records)
-                if progress:
-                    progress.update(records)
+            records: list[TrialRecord] = []
+            if self.resume:
+                n = self.store.mark_interrupted()
+                if n:
+                    self.log(f"{n} interrupted trial(s) will be evaluated again")
+                records = self.store.records(order="told")
+            self.controller.prepare(PrepareContext(
+                dataset=self.dataset, device=cfg.device,
+                checkpoint_dir=(self.run_dir / "supernet") if self.run_dir else None, run_dir=self.run_dir,
+                writer=self.writer, log=self.log, latency_lut=self.latency_lut, max_in_flight=opts.max_in_flight(),
+                draw=self._draw if self.run_dir is not None else None,
+            ))
+            if records:
+                diverged = engine.replay(records)
+                self.log(f"resumed {len(records)} trial(s)" + (f"; {diverged} replay step(s) diverged" if diverged else ""))
+            if progress:
+                progress.update(engine.records)
+            executor.run(engine, wb, self._reporter)
+        except KeyboardInterrupt:
+            engine.interrupt()
+            raise
         finally:
+            engine.close()
+            executor.close()
+            bench.forget()
             if progress:
                 progress.stop()
             if self.writer is not None:
                 self.writer.flush()
-        summary = RunSummary(
+        records = sorted(engine.records, key=lambda r: r.number)
+        return RunSummary(
             run_dir=self.run_dir,
             records=records,
             objectives=self.objectives,
-            stopped=stopped,
+            stopped=engine.stopped,
             front=front(records, self.objectives),
             best=best(records, self.objectives[0]),
-            duplicates=duplicates,
+            duplicates=engine.duplicates,
             seconds=time.perf_counter() - t_start,
         )
-        return summary
 
     def _track(self, rec: TrialRecord, records: list[TrialRecord]) -> None:
         if self.writer is None:
@@ -458,6 +342,14 @@ class Run:
     def close(self) -> None:
         if self.writer is not None:
             self.writer.close()
+
+
+def _portable(name: str) -> str:
+    """A component name another process resolves the same way (file paths made absolute)."""
+    module, sep, attr = name.rpartition(":")
+    if sep and module.endswith(".py"):
+        return f"{Path(module).resolve()}:{attr}"
+    return name
 
 
 def _pruner(name: str) -> optuna.pruners.BasePruner:

@@ -6,14 +6,28 @@ text), ``arch_str`` (the space's description), ``metrics`` (every metric, report
 included), ``violation`` (constraint excess, 0 = feasible), ``duration_s`` and ``error``.
 Objective values are the trial's values, so Optuna's own tools read the front.
 
-A trial interrupted mid-evaluation (Ctrl-C, crash) is marked FAIL with ``interrupted=True``;
-such trials are ignored by resume, the duplicate cache and the budget.
+Liveness and order, for crash recovery and several processes on one study:
+
+* ``owner`` (host, pid, process start time) and ``heartbeat`` (a wall-clock time the owning
+  process refreshes while the trial runs, :class:`Heartbeat`) on every trial it starts; a
+  RUNNING trial whose owner process is gone (same host) or whose heartbeat is older than the
+  grace period (other hosts) is *stale*: a process killed mid-trial. ``--resume`` marks stale
+  trials FAIL with ``interrupted=True``; such trials are ignored by resume, the duplicate cache
+  and the budget, so they are evaluated again. Live trials of another process are left alone.
+* ``told``: when the result was recorded (ns); resume replays results in that order.
+* :meth:`TrialStore.claim`: a process that starts an architecture another live or finished
+  trial already holds gives its trial up (``superseded``), so two processes on one study never
+  evaluate the same architecture twice.
 """
 
 from __future__ import annotations
 
 import logging
 import math
+import os
+import socket
+import threading
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -21,8 +35,8 @@ from typing import Any
 import optuna
 from optuna.trial import TrialState
 
-from controllers.base import Objective, Result
-from search_spaces.base import Arch, arch_key
+from automl.types import Objective, Result
+from automl.types import Arch, arch_key
 
 
 @dataclass
@@ -39,6 +53,8 @@ class TrialRecord:
     duration_s: float = 0.0
     error: str = ""
     arch_str: str = ""
+    told: int = 0
+    proposal: dict[str, Any] = field(default_factory=dict)
 
     @property
     def feasible(self) -> bool:
@@ -52,6 +68,8 @@ class TrialRecord:
             metrics=metrics,
             violation=self.violation,
             failed=self.state != "complete",
+            trial=self.number,
+            error=self.error,
         )
 
 
@@ -86,47 +104,79 @@ class TrialStore:
             self.study.set_user_attr("objectives", [str(o) for o in objectives])
 
     # -- reading ------------------------------------------------------------------------------
-    def records(self) -> list[TrialRecord]:
-        """Finished, non-interrupted trials ordered by trial number."""
-        out = []
-        for t in self.study.get_trials(deepcopy=False):
-            if t.state == TrialState.RUNNING or t.user_attrs.get("interrupted") or "arch" not in t.user_attrs:
-                continue
-            state = {TrialState.COMPLETE: "complete", TrialState.PRUNED: "pruned"}.get(t.state, "failed")
-            out.append(
-                TrialRecord(
-                    number=t.number,
-                    arch=dict(t.user_attrs["arch"]),
-                    key=t.user_attrs.get("arch_key") or arch_key(t.user_attrs["arch"]),
-                    state=state,
-                    metrics=dict(t.user_attrs.get("metrics", {})),
-                    values=tuple(t.values) if t.values is not None and state == "complete" else None,
-                    violation=float(t.user_attrs.get("violation", 0.0)),
-                    duration_s=float(t.user_attrs.get("duration_s", 0.0)),
-                    error=str(t.user_attrs.get("error", "")),
-                    arch_str=str(t.user_attrs.get("arch_str", "")),
-                )
-            )
+    def records(self, order: str = "number") -> list[TrialRecord]:
+        """Finished trials (not interrupted, not superseded), by trial ``number`` or in the
+        order their results were ``told``."""
+        out = [r for t in self.study.get_trials(deepcopy=False) if (r := _record(t)) is not None]
+        if order == "told":
+            return sorted(out, key=lambda r: (r.told, r.number))
         return sorted(out, key=lambda r: r.number)
 
-    def mark_interrupted(self) -> int:
-        """Fail every trial left RUNNING by a crash; returns how many."""
-        n = 0
+    def record(self, number: int) -> TrialRecord | None:
+        """The finished trial ``number`` (None while it runs or when it was given up)."""
+        return _record(self.study.get_trials(deepcopy=False)[number]) if number < self._count() else None
+
+    def _count(self) -> int:
+        return len(self.study.get_trials(deepcopy=False))
+
+    def stale(self, grace: float = 60.0) -> list[int]:
+        """Numbers of RUNNING trials whose owning process is gone (see the module docstring)."""
+        now = time.time()
+        out = []
         for t in self.study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+            if not _alive(t.user_attrs.get("owner"), float(t.user_attrs.get("heartbeat", 0.0)), now, grace):
+                out.append(t.number)
+        return out
+
+    def mark_interrupted(self, grace: float = 60.0) -> int:
+        """Fail every stale RUNNING trial (left by a killed process); returns how many."""
+        stale = set(self.stale(grace))
+        for t in self.study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+            if t.number not in stale:
+                continue
             trial = optuna.Trial(self.study, t._trial_id)  # FrozenTrial has no public id
             trial.set_user_attr("interrupted", True)
             trial.set_user_attr("error", "interrupted before it finished; evaluated again on resume")
             self.study.tell(trial, state=TrialState.FAIL)
-            n += 1
-        return n
+        return len(stale)
+
+    def claim(self, trial: optuna.Trial, key: str, grace: float = 60.0) -> int | None:
+        """None when ``trial`` (just started for arch ``key``) holds it; else the number of the
+        earlier live or finished trial that does, and ``trial`` is given up (``superseded``)."""
+        now = time.time()
+        for t in self.study.get_trials(deepcopy=False):
+            if t.number >= trial.number or t.user_attrs.get("arch_key") != key:
+                continue
+            if t.user_attrs.get("interrupted") or t.user_attrs.get("superseded"):
+                continue
+            if t.state == TrialState.RUNNING and not _alive(t.user_attrs.get("owner"),
+                                                           float(t.user_attrs.get("heartbeat", 0.0)), now, grace):
+                continue
+            self.give_up(trial, f"architecture already held by trial {t.number}")
+            return t.number
+        return None
+
+    def give_up(self, trial: optuna.Trial, why: str) -> None:
+        """End a started trial that will not be evaluated here (ignored like an interrupted one)."""
+        trial.set_user_attr("superseded", True)
+        trial.set_user_attr("error", why)
+        self.study.tell(trial, state=TrialState.FAIL)
+
+    def beat(self, trial: optuna.Trial) -> None:
+        """Refresh the heartbeat of a running trial (see :class:`Heartbeat`)."""
+        trial.set_user_attr("heartbeat", time.time())
 
     # -- writing ------------------------------------------------------------------------------
-    def start(self, arch: Arch, arch_str: str = "") -> optuna.Trial:
+    def start(self, arch: Arch, arch_str: str = "", proposal: Mapping[str, Any] | None = None) -> optuna.Trial:
         trial = self.study.ask()
         trial.set_user_attr("arch", dict(arch))
         trial.set_user_attr("arch_key", arch_key(arch))
+        trial.set_user_attr("owner", OWNER)
+        trial.set_user_attr("heartbeat", time.time())
         if arch_str:
             trial.set_user_attr("arch_str", arch_str)
+        if proposal and any(v not in (None, "") for v in proposal.values()):
+            trial.set_user_attr("proposal", dict(proposal))
         return trial
 
     def complete(
@@ -135,6 +185,7 @@ class TrialStore:
         trial.set_user_attr("metrics", {k: float(v) for k, v in metrics.items()})
         trial.set_user_attr("violation", float(violation))
         trial.set_user_attr("duration_s", round(duration, 6))
+        trial.set_user_attr("told", time.time_ns())
         self.study.tell(trial, list(values))
 
     def fail(
@@ -153,4 +204,90 @@ class TrialStore:
         trial.set_user_attr("duration_s", round(duration, 6))
         if interrupted:
             trial.set_user_attr("interrupted", True)
+        trial.set_user_attr("told", time.time_ns())
         self.study.tell(trial, state=TrialState.PRUNED if pruned else TrialState.FAIL)
+
+
+def _record(t: optuna.trial.FrozenTrial) -> TrialRecord | None:
+    a = t.user_attrs
+    if t.state == TrialState.RUNNING or a.get("interrupted") or a.get("superseded") or "arch" not in a:
+        return None
+    state = {TrialState.COMPLETE: "complete", TrialState.PRUNED: "pruned"}.get(t.state, "failed")
+    return TrialRecord(
+        number=t.number,
+        arch=dict(a["arch"]),
+        key=a.get("arch_key") or arch_key(a["arch"]),
+        state=state,
+        metrics=dict(a.get("metrics", {})),
+        values=tuple(t.values) if t.values is not None and state == "complete" else None,
+        violation=float(a.get("violation", 0.0)),
+        duration_s=float(a.get("duration_s", 0.0)),
+        error=str(a.get("error", "")),
+        arch_str=str(a.get("arch_str", "")),
+        told=int(a.get("told", 0)),
+        proposal=dict(a.get("proposal", {})),
+    )
+
+
+def _process_start(pid: int) -> str:
+    """The start time of process ``pid`` in clock ticks since boot ("" where /proc is missing)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[19]
+    except (OSError, IndexError):
+        return ""
+
+
+OWNER: dict[str, Any] = {"host": socket.gethostname(), "pid": os.getpid(), "start": _process_start(os.getpid())}
+
+
+def _alive(owner: Any, heartbeat: float, now: float, grace: float) -> bool:
+    """Whether the process that runs a trial still does: by its pid on this host, else by the
+    age of its heartbeat."""
+    if isinstance(owner, Mapping) and owner.get("host") == OWNER["host"] and owner.get("pid"):
+        pid = int(owner["pid"])
+        if pid == OWNER["pid"] and owner.get("start") == OWNER["start"]:
+            return True
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return False
+        except PermissionError:
+            pass
+        start = _process_start(pid)
+        return not owner.get("start") or not start or start == owner.get("start")
+    return now - heartbeat <= grace
+
+
+class Heartbeat:
+    """A daemon thread that refreshes the heartbeat of this process's running trials."""
+
+    def __init__(self, store: TrialStore, interval: float = 10.0) -> None:
+        self.store, self.interval = store, float(interval)
+        self.trials: dict[int, optuna.Trial] = {}
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="automl-heartbeat", daemon=True)
+        self._thread.start()
+
+    def add(self, trial: optuna.Trial) -> None:
+        with self._lock:
+            self.trials[trial.number] = trial
+
+    def remove(self, trial: optuna.Trial) -> None:
+        with self._lock:
+            self.trials.pop(trial.number, None)
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval):
+            with self._lock:
+                trials = list(self.trials.values())
+            for trial in trials:
+                try:
+                    self.store.beat(trial)
+                except Exception:  # a finished trial or a busy database: the next beat tries again
+                    pass
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=self.interval + 1)

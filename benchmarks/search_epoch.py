@@ -7,7 +7,7 @@
 One epoch is what ``DartsController`` runs per epoch: the training data split 50/50 (A trains
 the weights, B the architecture), ⌈|A| / batch⌉ steps of *architecture step on a B batch, then
 weight step on an A batch*, batches drawn by the controller's cycling streams and placed on the
-device by its :func:`~controllers.darts_data.place` / ``gather`` (CIFAR-sized data is copied to
+device by its :func:`~controllers.oneshot.batches.place` / ``gather`` (CIFAR-sized data is copied to
 the GPU once). The data is synthetic (``--samples`` images of 3×32×32 for ``darts``, 10 classes,
 like CIFAR-10's 50,000 training images: 25,000 a side, 391 steps at batch 64).
 
@@ -59,10 +59,10 @@ def child(args: argparse.Namespace, precision: str) -> dict[str, Any]:
     import torch
 
     from automl import registry
-    from controllers.darts_data import CyclingBatches, gather, place, split_indices
-    from controllers.darts_options import DartsOptions
-    from controllers.darts_trainer import BilevelTrainer
-    from search_spaces.base import Task
+    from controllers.oneshot.batches import CyclingBatches, gather, place, split_indices
+    from controllers.oneshot.darts_options import DartsOptions
+    from controllers.oneshot.bilevel import BilevelTrainer
+    from automl.types import Task
 
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)

@@ -84,10 +84,10 @@ def _inputs(cfg: Config) -> tuple[Any, Any, Any, Any]:
 def _ours(cfg: Config, measure: str) -> tuple[Callable[[], Any], Callable[[], Any], dict[str, int]]:
     """(prepare, step, sizes) for our supernet under ``BilevelTrainer``."""
     from automl import registry
-    from controllers.darts_data import Batch
-    from controllers.darts_options import DartsOptions
-    from controllers.darts_trainer import BilevelTrainer
-    from search_spaces.base import Task
+    from controllers.oneshot.batches import Batch
+    from controllers.oneshot.darts_options import DartsOptions
+    from controllers.oneshot.bilevel import BilevelTrainer
+    from automl.types import Task
 
     via = cfg.space
     try:

@@ -37,7 +37,7 @@ if __package__ in (None, ""):  # run as a script from the repository root
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from evaluators.base import EvalContext  # noqa: E402
-from evaluators.datasets import Dataset, load_dataset  # noqa: E402
+from evaluators.data import Dataset, load_dataset  # noqa: E402
 from evaluators.train import TrainEvaluator  # noqa: E402
 from search_spaces.base import SearchSpace  # noqa: E402
 from search_spaces.seg_unet import SegUNetSpace  # noqa: E402

@@ -1,68 +1,67 @@
 """The controller contract: propose architectures (``ask``), learn from results (``tell``).
 
-The run loop owns storage, evaluation and budget; a controller only sees the space, the
-declared objectives and, for each architecture it proposed, a :class:`Result`. Report-only
-metrics never reach it.
+One contract for every controller family (black-box, reinforcement learning, Bayesian,
+weight-sharing):
 
-Resume works by *replay*: the run loop rebuilds the controller with the same seed and options
-and feeds it the stored history through the same ``ask``/``tell`` sequence, so a deterministic
-controller ends in exactly the state it had. Controllers with state that replay cannot rebuild
-(e.g. a trained RNN) may additionally implement ``state_dict`` / ``load_state_dict``.
+1. ``bind(space, task, objectives, seed)`` once, before anything is written: check the space
+   and the task, build what must exist before a run starts (a supernet), raise ``ValueError``
+   with one line on bad options;
+2. ``prepare(ctx)`` once, optionally: long work before the first ``ask`` (a supernet search,
+   checkpointed in ``ctx.checkpoint_dir`` so that a resumed run continues it);
+3. ``ask() -> Proposal | None``: the next architecture (``None`` = finished). The run loop may
+   ask up to ``ctx.max_in_flight`` times before it tells anything (pending trials), and hands
+   each proposal back to ``tell`` exactly once, in the order results arrive;
+4. ``tell(proposal, result)``: the result of one proposal (report-only metrics removed).
+
+The run loop owns storage, evaluation and budget. Resume works by *replay*: the loop rebuilds
+the controller with the same seed and options and feeds it the stored history through the same
+ask/tell sequence (results in their stored order), so a deterministic controller ends in the
+state it had. State replay cannot rebuild (a trained policy network) goes through
+``state_dict`` / ``load_state_dict``.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Literal
+from pathlib import Path
+from typing import Any, ClassVar
 
 import numpy as np
 
-from search_spaces.base import Arch, SearchSpace
-
-Direction = Literal["max", "min"]
-
-
-@dataclass(frozen=True)
-class Objective:
-    """A metric to optimise, e.g. ``Objective("valid_acc", "max")``."""
-
-    metric: str
-    direction: Direction = "max"
-
-    def __str__(self) -> str:
-        return f"{self.metric}:{self.direction}"
-
-    def score(self, value: float) -> float:
-        """The value oriented so that larger is better."""
-        return value if self.direction == "max" else -value
+from automl.types import Arch, Objective, Proposal, Result, Task
+from search_spaces.base import SearchSpace
 
 
-@dataclass(frozen=True)
-class Result:
-    """What a controller learns about one architecture.
+@dataclass
+class PrepareContext:
+    """What ``Controller.prepare`` may use; built by the run loop.
 
-    ``values`` holds one number per objective in declaration order (``None`` when the trial
-    failed). ``violation`` is the total amount by which constraints are exceeded (0 = feasible).
+    ``dataset`` is the run's dataset object (``tensors("train")`` gives the training split;
+    the validation split stays with the evaluators). ``latency_lut`` is the latency look-up
+    table an evaluator of the run offers (its ``latency_table`` attribute), if any.
+    ``draw(arch, path, title)`` writes a picture of an architecture (None where not possible).
     """
 
-    values: tuple[float, ...] | None
-    metrics: Mapping[str, float] = field(default_factory=dict)
-    violation: float = 0.0
-    failed: bool = False
-
-    @property
-    def feasible(self) -> bool:
-        return not self.failed and self.violation <= 0.0
+    dataset: Any = None
+    device: str = "cpu"
+    checkpoint_dir: Path | None = None
+    run_dir: Path | None = None
+    writer: Any = None
+    log: Callable[[str], Any] | None = None
+    latency_lut: Mapping[str, float] | None = None
+    max_in_flight: int = 1
+    draw: Callable[[Arch, Path, str], Any] | None = None
+    options: dict[str, Any] = field(default_factory=dict)
 
 
 class Controller:
-    """Base class of black-box controllers.
+    """Base class of controllers (see the module docstring for the contract).
 
     ``requires`` names the space capabilities the controller needs (see
     :data:`search_spaces.base.CAPABILITIES`); ``multi_objective`` says whether it handles more
-    than one objective itself (single-objective controllers need a scalarised objective).
+    than one objective itself.
     """
 
     name: ClassVar[str] = ""
@@ -74,22 +73,32 @@ class Controller:
         if options:
             raise TypeError(f"controller {self.name!r} takes no option {sorted(options)!r}")
         self.space: SearchSpace | None = None
+        self.task: Task | None = None
         self.objectives: tuple[Objective, ...] = ()
+        self.seed = 0
         self.rng = np.random.default_rng(0)
 
-    def setup(self, space: SearchSpace, objectives: Sequence[Objective], seed: int) -> None:
-        """Bind to a space and objectives; called once before the first ``ask``."""
+    def bind(self, space: SearchSpace, task: Task, objectives: Sequence[Objective], seed: int) -> None:
+        """Attach to a space, task and objectives; called once before anything is written."""
         self.space = space
+        self.task = task
         self.objectives = tuple(objectives)
         self.seed = int(seed)
         self.rng = np.random.default_rng(seed)
 
-    def ask(self) -> Arch | None:
-        """The next architecture to evaluate, or ``None`` when the controller is done."""
+    def setup(self, space: SearchSpace, objectives: Sequence[Objective], seed: int) -> None:
+        """``bind`` with the space's default task (for scripts and tests)."""
+        self.bind(space, space.default_task if space is not None else Task(), objectives, seed)
+
+    def prepare(self, ctx: PrepareContext) -> None:
+        """Optional work before the first ``ask`` (none by default)."""
+
+    def ask(self) -> Proposal | None:
+        """The next proposal, or ``None`` when the controller is done."""
         raise TypeError(f"controller {self.name!r} does not implement ask()")
 
-    def tell(self, arch: Arch, result: Result) -> None:
-        """Learn the result of an architecture returned by ``ask``."""
+    def tell(self, proposal: Proposal, result: Result) -> None:
+        """Learn the result of a proposal returned by ``ask`` (or of a foreign one on replay)."""
 
     def state_dict(self) -> dict[str, Any]:
         """Extra state for resume beyond replay (none by default)."""
@@ -106,49 +115,10 @@ class Controller:
         return tuple(o.score(v) for o, v in zip(self.objectives, result.values, strict=True))
 
 
-@dataclass
-class SearchData:
-    """In-memory training data handed to a weight-sharing controller.
-
-    ``images``/``targets`` are the run's training split (the validation split stays with the
-    evaluators); the controller splits them into its own two disjoint halves (weights /
-    architecture). ``ignore_index`` applies to segmentation targets.
-    """
-
-    images: Any  # torch.Tensor [N, C, H, W], float
-    targets: Any  # torch.Tensor [N] (classification) or [N, H, W] (segmentation), long
-    ignore_index: int = -100
-
-
-class WeightSharingController(Controller):
-    """Controllers that search a supernet instead of proposing architectures one by one.
-
-    The run loop calls :meth:`search` once with ``space.supernet(task, **supernet_options)``;
-    the architectures it returns are then evaluated and stored like any other trials.
-    ``ask``/``tell`` are not used for these controllers.
-    """
-
-    requires: ClassVar[frozenset[str]] = frozenset({"supernet"})
-    multi_objective: ClassVar[bool] = False
-
-    def supernet_options(self) -> dict[str, Any]:
-        """Keyword options for ``space.supernet`` (relaxation, partial channels, sizes)."""
-        return {}
-
-    def search(
-        self,
-        supernet: Any,
-        data: SearchData,
-        *,
-        device: str = "cpu",
-        checkpoint_dir: Any = None,
-        writer: Any = None,
-        log: Any = None,
-        latency_lut: Mapping[str, float] | None = None,
-    ) -> list[Arch]:
-        """Optimise the supernet; return the derived architecture(s), best first.
-
-        With ``checkpoint_dir`` the supernet state is saved every epoch and a later call with
-        the same directory continues from the last checkpoint.
-        """
-        raise TypeError(f"controller {self.name!r} does not implement search()")
+def as_proposal(value: Proposal | Arch | None) -> Proposal | None:
+    """A controller's ``ask`` answer as a :class:`Proposal` (a bare architecture is wrapped)."""
+    if value is None or isinstance(value, Proposal):
+        return value
+    if isinstance(value, Mapping):
+        return Proposal(dict(value))
+    raise TypeError(f"ask() returned {type(value).__name__}; expected a Proposal, an architecture mapping or None")

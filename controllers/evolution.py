@@ -3,7 +3,8 @@
 A FIFO population of ``population`` individuals; each cycle draws ``sample_size`` members
 uniformly *with replacement*, mutates the best of the sample once (``space.mutate`` changes
 exactly one decision) and, once the child is evaluated, appends it and removes the *oldest*
-member. The first ``population`` proposals are random.
+member. The first ``population`` proposals are random. With trials in flight (parallel executors) the
+tournament draws from the members told so far, as in the paper's asynchronous workers.
 
 Multi-objective runs rank the tournament sample by constrained Pareto dominance then crowding
 distance (NSGA-II ordering); single-objective runs by the objective, infeasible results last.
@@ -17,9 +18,9 @@ from __future__ import annotations
 from collections import deque
 from typing import ClassVar
 
-from controllers.base import Controller, Result
-from controllers.pareto import rank_order
-from search_spaces.base import Arch
+from automl.pareto import rank_order
+from automl.types import Arch, Proposal, Result
+from controllers.base import Controller
 
 
 class RegularizedEvolution(Controller):
@@ -40,19 +41,19 @@ class RegularizedEvolution(Controller):
         self.history: list[tuple[Arch, Result]] = []
         self._proposed = 0
 
-    def ask(self) -> Arch | None:
-        assert self.space is not None, "setup() first"
+    def ask(self) -> Proposal | None:
+        assert self.space is not None, "bind() first"
         self._proposed += 1
         if self._proposed <= self.population_size or not self.population:
-            return self.space.sample(self.rng)
+            return Proposal(self.space.sample(self.rng), note="random")
         idx = self.rng.integers(len(self.population), size=self.sample_size)
         sample = [self.population[int(i)] for i in idx]
-        parent = sample[self._best(sample)][0]
-        return self.space.mutate(parent, self.rng)
+        parent, result = sample[self._best(sample)]
+        return Proposal(self.space.mutate(parent, self.rng), parent=result.trial, note="mutation")
 
-    def tell(self, arch: Arch, result: Result) -> None:
-        self.population.append((dict(arch), result))
-        self.history.append((dict(arch), result))
+    def tell(self, proposal: Proposal, result: Result) -> None:
+        self.population.append((dict(proposal.arch), result))
+        self.history.append((dict(proposal.arch), result))
         while len(self.population) > self.population_size:
             self.population.popleft()
 

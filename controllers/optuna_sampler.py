@@ -14,21 +14,27 @@ from typing import Any, ClassVar
 
 import optuna
 
-from controllers.base import Controller, Result
-from search_spaces.base import Arch, arch_key
+from automl.types import Arch, Proposal, Result
+from controllers.base import Controller
 
 _VIOLATION = "automl_violation"
+_TRIAL = "optuna_trial"
+
 
 class OptunaSamplerController(Controller):
-    """Base for controllers that delegate proposals to an Optuna sampler."""
+    """Base for controllers that delegate proposals to an Optuna sampler.
+
+    Each proposal is an open trial of the private study (kept in ``proposal.meta``), so any
+    number may be pending; the sampler sees them as RUNNING (TPE's ``constant_liar``).
+    """
 
     requires: ClassVar[frozenset[str]] = frozenset({"decisions"})
 
     def make_sampler(self, seed: int) -> optuna.samplers.BaseSampler:
         raise TypeError(f"{type(self).__name__} must define make_sampler()")
 
-    def setup(self, space, objectives, seed) -> None:  # type: ignore[override]
-        super().setup(space, objectives, seed)
+    def bind(self, space, task, objectives, seed) -> None:  # type: ignore[override]
+        super().bind(space, task, objectives, seed)
         optuna.logging.set_verbosity(logging.WARNING)
         self.study = optuna.create_study(
             sampler=self.make_sampler(seed),
@@ -38,24 +44,17 @@ class OptunaSamplerController(Controller):
             d.name: optuna.distributions.CategoricalDistribution(list(d.choices))
             for d in space.decisions()
         }
-        self._open: dict[str, list[optuna.trial.Trial]] = {}
 
-    def ask(self) -> Arch | None:
+    def ask(self) -> Proposal | None:
         trial = self.study.ask(self.distributions)
         arch = {name: trial.params[name] for name in self.distributions}
-        try:  # the run tells the space's canonical form (e.g. seg-hierarchical clamped moves)
-            canonical = self.space.validate(arch)
-        except ValueError:
-            canonical = arch
-        self._open.setdefault(arch_key(canonical), []).append(trial)
-        return arch
+        return Proposal(arch, meta={_TRIAL: trial})
 
-    def tell(self, arch: Arch, result: Result) -> None:
-        pending = self._open.get(arch_key(arch))
-        if not pending:  # told about an arch it did not propose: add it as a finished trial
-            self._add_foreign(arch, result)
+    def tell(self, proposal: Proposal, result: Result) -> None:
+        trial = proposal.meta.pop(_TRIAL, None)
+        if trial is None:  # told about an arch it did not propose: add it as a finished trial
+            self._add_foreign(proposal.arch, result)
             return
-        trial = pending.pop(0)
         trial.set_constraint(_VIOLATION, float(result.violation))
         if result.values is None:
             self.study.tell(trial, state=optuna.trial.TrialState.FAIL)
@@ -65,9 +64,13 @@ class OptunaSamplerController(Controller):
     def _add_foreign(self, arch: Arch, result: Result) -> None:
         if result.values is None:
             return
+        try:
+            params = {name: arch[name] for name in self.distributions}
+        except KeyError:
+            return
         self.study.add_trial(
             optuna.trial.create_trial(
-                params=dict(arch),
+                params=params,
                 distributions=self.distributions,
                 values=list(result.values),
                 constraints={_VIOLATION: float(result.violation)},
@@ -84,7 +87,8 @@ class TPEController(OptunaSamplerController):
 
     def __init__(self, n_startup_trials: int = 10, multivariate: bool = True, **sampler_options: Any) -> None:
         super().__init__()
-        self.sampler_options = {"n_startup_trials": int(n_startup_trials), "multivariate": bool(multivariate), **sampler_options}
+        self.sampler_options = {"n_startup_trials": int(n_startup_trials), "multivariate": bool(multivariate),
+                                "constant_liar": True, **sampler_options}
 
     def make_sampler(self, seed: int) -> optuna.samplers.BaseSampler:
         return optuna.samplers.TPESampler(seed=seed, **self.sampler_options)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import ClassVar
 
 from controllers.base import Controller
-from search_spaces.base import Arch
+from automl.types import Proposal
 
 
 class RandomSearch(Controller):
@@ -16,6 +16,6 @@ class RandomSearch(Controller):
     requires: ClassVar[frozenset[str]] = frozenset()
     multi_objective: ClassVar[bool] = True
 
-    def ask(self) -> Arch | None:
-        assert self.space is not None, "setup() first"
-        return self.space.sample(self.rng)
+    def ask(self) -> Proposal | None:
+        assert self.space is not None, "bind() first"
+        return Proposal(self.space.sample(self.rng))

@@ -24,7 +24,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
-from search_spaces.base import Arch, SearchSpace, Task
+from automl.types import Arch, Task
+from search_spaces.base import SearchSpace
 
 
 class EvaluationError(RuntimeError):
@@ -50,7 +51,25 @@ class EvalContext:
     options: dict[str, Any] = field(default_factory=dict)
     # Intermediate values (step, value) for pruners; returns True when the trial should stop.
     report: Callable[[int, float], bool] = lambda step, value: False
-    writer: Any = None  # a TensorBoard SummaryWriter for this trial, or None
+    writer: Any = None  # a TensorBoard SummaryWriter for this trial (see tensorboard()), or None
+    tb_dir: Path | None = None  # where tensorboard() opens this trial's writer on first use
+    parent: int | None = None  # the trial this architecture was derived from (Proposal.parent)
+    inherit: str | None = None  # "parent" | "supernet" | None (Proposal.inherit)
+
+    def tensorboard(self) -> Any:
+        """This trial's TensorBoard writer, opened in ``tb_dir`` on first use (None without one)."""
+        if self.writer is None and self.tb_dir is not None:
+            from torch.utils.tensorboard import SummaryWriter
+
+            self.writer = SummaryWriter(str(self.tb_dir))
+        return self.writer
+
+    @property
+    def parent_dir(self) -> Path | None:
+        """The parent trial's folder (its saved weights), when there is a parent and a run dir."""
+        if self.run_dir is None or self.parent is None:
+            return None
+        return Path(self.run_dir) / "trials" / f"{self.parent:05d}"
 
     @property
     def trial_dir(self) -> Path | None:

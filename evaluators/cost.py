@@ -27,7 +27,7 @@ from torch.utils._pytree import tree_leaves
 from torch.utils.flop_counter import FlopCounterMode
 
 from evaluators.base import EvalContext, EvaluationError, Evaluator
-from search_spaces.base import Arch
+from automl.types import Arch
 
 
 class ActivationBytes(TorchDispatchMode):

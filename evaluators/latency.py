@@ -32,7 +32,7 @@ from torch.utils.benchmark import Timer
 
 from evaluators.base import EvalContext, EvaluationError, Evaluator
 from evaluators.cost import check_input_size
-from search_spaces.base import Arch
+from automl.types import Arch
 
 OPTIONS = ("batch_size", "input_size", "threads", "warmup", "min_run_time", "repeats", "onnxruntime", "onnx_exporter")
 

@@ -23,7 +23,8 @@ import torch
 from torch.utils.benchmark import Timer
 
 from evaluators.base import EvalContext, EvaluationError, Evaluator
-from search_spaces.base import Arch, SearchSpace, Task
+from automl.types import Arch, Task
+from search_spaces.base import SearchSpace
 
 
 def median_ms(fn: Callable[[], Any], threads: int, min_run_time: float, device: torch.device) -> float:
@@ -109,6 +110,11 @@ class LatencyLUTEvaluator(Evaluator):
         self.device = data.get("device", "?")
         self.metric = metric
         self.provides = (metric,)  # type: ignore[misc]
+
+    @property
+    def latency_table(self) -> dict[str, float]:
+        """The table, offered to latency-aware controllers (the run loop looks for this name)."""
+        return self.entries
 
     def setup(self, space: SearchSpace, task: Task) -> None:
         if "lut" not in space.offers:

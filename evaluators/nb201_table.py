@@ -23,7 +23,8 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from evaluators.base import EvalContext, EvaluationError, Evaluator
-from search_spaces.base import Arch, SearchSpace, Task
+from automl.types import Arch, Task
+from search_spaces.base import SearchSpace
 
 _REPO = Path(__file__).resolve().parents[1]
 

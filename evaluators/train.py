@@ -6,6 +6,9 @@ absent from both prediction and truth left out) and ``val_pixel_acc``; pixels eq
 dataset's ``ignore_index`` count for nothing (PASCAL VOC convention). Logits whose size differs
 from the mask are resized bilinearly (output-stride networks such as DeepLab).
 
+Training stops at the first non-finite loss (checked every step on the CPU, every
+:data:`NONFINITE_CHECK_EVERY` steps on CUDA) and the trial fails with that reason.
+
 Budget: ``epochs``, ``steps`` (optimizer steps) and/or ``seconds`` (wall time from the start of
 training, validation included); training stops at the first one reached, default one epoch.
 The learning rate follows a per-step cosine (SGDR without restarts, Loshchilov & Hutter 2017)
@@ -36,7 +39,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from evaluators.base import EvalContext, EvaluationError, Evaluator, TrialPruned
-from search_spaces.base import Arch
+from automl.types import Arch
 
 PRIMARY = {"classification": "val_acc", "segmentation": "val_miou"}
 
@@ -190,6 +193,8 @@ class TrainEvaluator(Evaluator):
                     optimizer.step()
                 losses.append(loss.detach())
                 step += 1
+                if not cuda or step % NONFINITE_CHECK_EVERY == 0:  # CPU: every step; CUDA: a sync every few
+                    _check_finite(torch.stack(losses[-(1 if not cuda else NONFINITE_CHECK_EVERY):]), step, epoch, self.lr)
                 if (self.steps and step >= self.steps) or (self.seconds and elapsed >= self.seconds):
                     done = True
                     break
@@ -199,7 +204,7 @@ class TrainEvaluator(Evaluator):
                 raise EvaluationError(f"train: loss is {train_loss} at epoch {epoch} (lr={self.lr}); training diverged")
             metrics = _validate(model, data, self.eval_batch_size, device, fmt, amp_dtype, resize)
             metrics["train_loss"] = train_loss
-            self._log(ctx.writer, epoch, metrics, primary, optimizer.param_groups[0]["lr"])
+            self._log(ctx.tensorboard(), epoch, metrics, primary, optimizer.param_groups[0]["lr"])
             if self.select == "last" or best is None or metrics[primary] > best[primary]:
                 best, best_state = {**metrics, "epoch": epoch}, _clone_state(model)
             if ctx.report(epoch, metrics[primary]):
@@ -260,6 +265,16 @@ OPTIONS = tuple(
 
 
 # -- helpers -----------------------------------------------------------------------------------
+# On CUDA the loss is checked for NaN/inf every this many steps (each check waits for the GPU).
+NONFINITE_CHECK_EVERY = 8
+
+
+def _check_finite(losses: torch.Tensor, step: int, epoch: int, lr: float) -> None:
+    """Stop training at the first non-finite loss: the trial fails with this reason."""
+    if not bool(torch.isfinite(losses).all()):
+        raise EvaluationError(f"train: non-finite loss by step {step} (epoch {epoch + 1}, lr={lr}); training diverged")
+
+
 def _logits(out: Any) -> torch.Tensor:
     """The main logits of a model output (tensor, first of a tuple, or ``out`` of a dict)."""
     if isinstance(out, torch.Tensor):

@@ -22,46 +22,22 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, ClassVar, Literal
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
+
+from automl.types import Arch, Choice, Decision, Task, arch_from_key, arch_key
 
 if TYPE_CHECKING:  # torch and networkx are only needed by spaces that build networks
     import networkx as nx
     from torch import nn
-
-Arch = Mapping[str, Any]
-Choice = str | int | float | bool
 
 CAPABILITIES = ("decisions", "graph", "neighbors", "supernet", "lut")
 
 
 class CapabilityError(TypeError):
     """A space was asked for something it does not offer."""
-
-
-def arch_key(arch: Arch) -> str:
-    """Canonical text of an architecture: sorted, compact JSON."""
-    return json.dumps(arch, sort_keys=True, separators=(",", ":"))
-
-
-def arch_from_key(key: str) -> dict[str, Any]:
-    return json.loads(key)
-
-
-@dataclass(frozen=True)
-class Decision:
-    """One named categorical choice of a space."""
-
-    name: str
-    choices: tuple[Choice, ...]
-
-    def __post_init__(self) -> None:
-        if len(self.choices) < 1:
-            raise ValueError(f"decision {self.name!r} has no choices")
-        if len(set(self.choices)) != len(self.choices):
-            raise ValueError(f"decision {self.name!r} has repeated choices: {self.choices}")
 
 
 @dataclass(frozen=True)
@@ -80,24 +56,6 @@ class LutEntry:
     per: int = 1
 
 
-@dataclass(frozen=True)
-class Task:
-    """What the built network maps: input shape and output contract.
-
-    ``kind`` is ``classification`` (logits ``[N, num_classes]``), ``segmentation``
-    (logits ``[N, num_classes, H, W]``) or ``video`` (input ``[N, C, T, H, W]``).
-    """
-
-    kind: Literal["classification", "segmentation", "video"] = "classification"
-    in_channels: int = 3
-    input_size: tuple[int, ...] = (32, 32)
-    num_classes: int = 10
-    extra: Mapping[str, Any] = field(default_factory=dict)
-
-    def input_shape(self, batch: int = 1) -> tuple[int, ...]:
-        return (batch, self.in_channels, *self.input_size)
-
-
 class SearchSpace:
     """Base class of every search space.
 
@@ -110,6 +68,12 @@ class SearchSpace:
     description: ClassVar[str] = ""
     offers: ClassVar[frozenset[str]] = frozenset()
     default_task: ClassVar[Task] = Task()
+    # Evaluators a run uses when the user names none: names or {name: ..., option: ...} mappings.
+    default_evaluators: ClassVar[tuple[Any, ...]] = ("train",)
+    # Zero-flag settings per controller name, for pairs whose paper settings take GPU-days:
+    # {"space": {...}, "controller": {...}, "evaluators": [...], "budget": N}; they fill only what
+    # the user left unset (giving any option of a component drops that component's part).
+    quick_settings: ClassVar[Mapping[str, Mapping[str, Any]]] = {}
 
     def __init__(self, **options: Any) -> None:
         if options:

@@ -21,7 +21,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from search_spaces.base import Arch, Decision, SearchSpace, Task
+from automl.types import Arch, Decision, Task
+from search_spaces.base import SearchSpace
 
 MAX_DEPTH = 3
 BLOCKS = ("conv3", "sep3", "dil3")

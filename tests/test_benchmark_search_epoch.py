@@ -55,7 +55,7 @@ def test_bad_arguments_exit_2_naming_the_argument(argv: list[str], message: str,
 @pytest.mark.parametrize("which", sorted(search_epoch.CONFIGS))
 def test_every_configuration_builds_its_supernet(which: str) -> None:
     from automl import registry
-    from search_spaces.base import Task
+    from automl.types import Task
 
     space_name, space_opts, net_opts, kind, classes, size, _ = search_epoch.CONFIGS[which]
     net = registry.create("space", space_name, space_opts).supernet(Task(kind, 3, (size, size), classes), **net_opts)

@@ -156,9 +156,10 @@ def test_exponent_floats_are_numbers_in_set_values_and_config_files(tmp_path):
 
 
 def test_quick_defaults_not_used_for_a_component_given_options_are_reported():
-    from automl.config import QUICK_DEFAULTS, Component, RunConfig
+    from automl.config import Component, RunConfig
+    from search_spaces.seg_hierarchical import SegHierarchicalSpace
 
-    quick = QUICK_DEFAULTS[("seg-hierarchical", "darts")]
+    quick = SegHierarchicalSpace.quick_settings["darts"]
     cfg = RunConfig(space=Component("seg-hierarchical"), controller=Component("darts", {"epochs": 1}))
     assert cfg.fill_defaults() == ["controller"]
     assert cfg.space.options == quick["space"] and cfg.controller.options == {"epochs": 1}

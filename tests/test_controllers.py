@@ -7,11 +7,12 @@ from typing import Any, ClassVar
 import numpy as np
 import pytest
 
-from controllers.base import Objective, Result
+from automl.types import Objective, Proposal, Result
 from controllers.evolution import RegularizedEvolution
 from controllers.optuna_sampler import NSGA2Controller, TPEController
 from controllers.random_search import RandomSearch
-from search_spaces.base import Decision, SearchSpace, arch_key
+from automl.types import arch_key, Decision
+from search_spaces.base import SearchSpace
 from search_spaces.nb201 import NB201Space
 
 
@@ -32,11 +33,11 @@ def onemax(arch: dict[str, Any]) -> float:
 def drive(controller, space, budget: int, fn=onemax, seed: int = 0) -> list[tuple[dict, float]]:
     controller.setup(space, [Objective("f", "max")], seed)
     out = []
-    for _ in range(budget):
-        arch = controller.ask()
-        value = fn(arch)
-        controller.tell(arch, Result(values=(value,), metrics={"f": value}))
-        out.append((arch, value))
+    for i in range(budget):
+        proposal = controller.ask()
+        value = fn(proposal.arch)
+        controller.tell(proposal, Result(values=(value,), metrics={"f": value}, trial=i))
+        out.append((proposal.arch, value))
     return out
 
 
@@ -55,11 +56,15 @@ def test_evolution_population_ages_and_children_differ_by_one_decision():
     ctl.setup(space, [Objective("f", "max")], 0)
     told = []
     for step in range(40):
-        arch = ctl.ask()
+        proposal = ctl.ask()
+        arch = proposal.arch
         if step >= 8:  # after the random initial population, each child is one mutation away
             parents = [a for a, _ in ctl.population]
             assert any(sum(arch[k] != p[k] for k in arch) == 1 for p in parents)
-        ctl.tell(arch, Result(values=(onemax(arch),)))
+            assert proposal.parent is not None and proposal.parent >= step - 8  # a member of the population
+        else:
+            assert proposal.parent is None
+        ctl.tell(proposal, Result(values=(onemax(arch),), trial=step))
         told.append(arch)
         assert len(ctl.population) == min(step + 1, 8)
         assert [a for a, _ in ctl.population] == told[-8:]  # FIFO: the oldest is removed
@@ -107,9 +112,8 @@ def test_optuna_controller_accepts_foreign_and_failed_results():
     ctl = TPEController()
     space = OneMax()
     ctl.setup(space, [Objective("f", "max")], 0)
-    arch = ctl.ask()
-    ctl.tell(arch, Result(values=None, failed=True))
-    ctl.tell({f"b{i:02d}": 1 for i in range(24)}, Result(values=(24.0,)))  # never proposed
+    ctl.tell(ctl.ask(), Result(values=None, failed=True))
+    ctl.tell(Proposal({f"b{i:02d}": 1 for i in range(24)}), Result(values=(24.0,)))  # never proposed
     states = [t.state.name for t in ctl.study.trials]
     assert states == ["FAIL", "COMPLETE"]
 
@@ -121,21 +125,17 @@ def test_bad_options_are_refused():
         RandomSearch(population=3)
 
 
-def test_optuna_controller_closes_trials_told_in_the_space_canonical_form():
-    """seg-hierarchical rewrites clamped path moves; the run tells that form, not the proposal."""
-    import optuna
-
-    from search_spaces.seg_hierarchical import SegHierarchicalSpace
-
-    space = SegHierarchicalSpace(layers=4, filter_multiplier=2)
-    c = TPEController()
-    c.setup(space, [Objective("score", "max")], seed=0)
-    rewritten = 0
-    for i in range(12):
-        arch = c.ask()
-        canonical = space.validate(arch)
-        rewritten += canonical != arch
-        c.tell(canonical, Result(values=(float(i),)))
-    assert rewritten > 0  # the case this test is about happened
-    states = [t.state for t in c.study.trials]
-    assert states.count(optuna.trial.TrialState.COMPLETE) == 12 and len(states) == 12
+def test_pending_proposals_are_told_in_any_order():
+    """Several asks before any tell (parallel trials); results come back out of order."""
+    for cls in (RandomSearch, RegularizedEvolution, TPEController, NSGA2Controller):
+        ctl = cls()
+        ctl.setup(OneMax(), [Objective("f", "max")], 0)
+        told = 0
+        for _ in range(6):
+            batch = [ctl.ask() for _ in range(4)]
+            assert len({id(p) for p in batch}) == 4
+            for p in reversed(batch):
+                ctl.tell(p, Result(values=(onemax(p.arch),), trial=told))
+                told += 1
+        if isinstance(ctl, TPEController):
+            assert all(t.state.name == "COMPLETE" for t in ctl.study.trials) and len(ctl.study.trials) == 24

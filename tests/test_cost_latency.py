@@ -9,7 +9,8 @@ from torch import nn
 from evaluators.base import EvalContext, EvaluationError
 from evaluators.cost import CostEvaluator
 from evaluators.latency import LatencyEvaluator
-from search_spaces.base import SearchSpace, Task
+from automl.types import Task
+from search_spaces.base import SearchSpace
 from search_spaces.seg_unet import SegUNetSpace
 
 TASK = Task(kind="classification", in_channels=3, input_size=(16, 16), num_classes=10)

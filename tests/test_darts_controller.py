@@ -1,5 +1,5 @@
 """The ``darts`` controller against a tiny mixed-op supernet defined here (the contract of
-``search_spaces/supernet.py``), so these tests do not depend on the real supernets."""
+``search_spaces/supernet/contract.py``), so these tests do not depend on the real supernets."""
 
 from __future__ import annotations
 
@@ -11,14 +11,15 @@ import pytest
 import torch
 from torch import nn
 
-from controllers.base import Objective, SearchData
-from controllers.darts import DartsController
-from controllers.darts_data import Batch, CyclingBatches, split_indices
-from controllers.darts_latency import latency_penalised, predicted_latency
-from controllers.darts_options import DartsOptions
-from controllers.darts_trainer import BilevelTrainer
-from controllers.darts_unrolled import finite_difference_hvp, grads_of
-from search_spaces.supernet import Supernet
+from automl.types import Objective
+from controllers.oneshot.base import SearchData
+from controllers.oneshot.darts import DartsController
+from controllers.oneshot.batches import Batch, CyclingBatches, split_indices
+from controllers.oneshot.latency import latency_penalised, predicted_latency
+from controllers.oneshot.darts_options import DartsOptions
+from controllers.oneshot.bilevel import BilevelTrainer
+from controllers.oneshot.unrolled import finite_difference_hvp, grads_of
+from search_spaces.supernet.contract import Supernet
 
 OPS = ("none", "skip", "conv3", "avg3")
 EDGES = ((0, 1), (0, 2), (1, 2))  # (from node, to node); node 0 = stem output
@@ -465,7 +466,7 @@ def test_supernet_options_map_the_method_and_pass_sizes_through() -> None:
 @pytest.mark.parametrize("options", [{"order": 2}, {"method": "pcdarts", "partial_channels": 2}])
 def test_search_runs_on_the_darts_supernet(options: dict[str, Any]) -> None:
     darts = pytest.importorskip("search_spaces.darts")
-    from search_spaces.base import Task
+    from automl.types import Task
 
     space = darts.DartsSpace()
     c = controller(epochs=1, top_k=2, supernet={"C": 4, "layers": 3}, **options)
@@ -479,7 +480,7 @@ def test_search_runs_on_the_darts_supernet(options: dict[str, Any]) -> None:
 
 def test_search_runs_on_the_seg_hierarchical_supernet() -> None:
     seg = pytest.importorskip("search_spaces.seg_hierarchical")
-    from search_spaces.base import Task
+    from automl.types import Task
 
     space = seg.SegHierarchicalSpace(layers=2, blocks=2, filter_multiplier=2)
     c = controller(epochs=1, batch_size=2)

@@ -14,10 +14,10 @@ import pytest
 import torch
 
 from automl import registry
-from controllers.darts_data import Batch, gather, place
-from controllers.darts_options import DartsOptions
-from controllers.darts_trainer import BilevelTrainer
-from search_spaces.base import Task
+from controllers.oneshot.batches import Batch, gather, place
+from controllers.oneshot.darts_options import DartsOptions
+from controllers.oneshot.bilevel import BilevelTrainer
+from automl.types import Task
 
 # (space options, supernet options, task)
 SPACES = {
@@ -112,8 +112,8 @@ def test_steps_on_cuda_with_the_default_amp(space_name: str, order: int, method:
 
 @cuda
 def test_a_short_search_runs_on_cuda() -> None:
-    from controllers.base import SearchData
-    from controllers.darts import DartsController
+    from controllers.oneshot.base import SearchData
+    from controllers.oneshot.darts import DartsController
 
     space_options, supernet_options, task = SPACES["seg-hierarchical"]
     space = registry.create("space", "seg-hierarchical", space_options)

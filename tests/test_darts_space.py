@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from search_spaces.base import Task, arch_key
+from automl.types import arch_key, Task
 from search_spaces.darts import DARTS_V2, NASNET_A, DartsSpace, arch_to_genotype, genotype_to_arch
 from search_spaces.darts.genotype import Genotype, key, parse_genotype, to_nasnet_tf
 from search_spaces.darts.network import drop_path

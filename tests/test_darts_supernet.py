@@ -12,10 +12,11 @@ from torch import nn
 
 from search_spaces.darts import PRIMITIVES, DartsSpace, arch_to_genotype
 from search_spaces.darts.decode import limit_skips
-from search_spaces.darts.fused import depthwise_pointwise, max_pool
-from search_spaces.darts.mixed import EdgeInput, MixedEdge, bn_scaled, darts_search_op
+from search_spaces.supernet.fused import depthwise_pointwise, max_pool
+from search_spaces.darts.search_ops import darts_search_op
+from search_spaces.supernet.mixed import EdgeInput, MixedEdge, bn_scaled
 from search_spaces.darts.ops import make_op
-from search_spaces.darts.relax import Mix, channel_shuffle, gumbel_hard, make_mix, node_slices
+from search_spaces.supernet.relax import Mix, channel_shuffle, gumbel_hard, make_mix, node_slices
 from search_spaces.darts.supernet import DartsSupernet, SearchCell
 from search_spaces.nb201 import EDGES, OPS, NB201Space
 from search_spaces.nb201.network import NB201Cell

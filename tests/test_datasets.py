@@ -9,7 +9,7 @@ import pytest
 import torch
 from PIL import Image
 
-from evaluators.datasets import Dataset, DatasetError, load_dataset
+from evaluators.data import Dataset, DatasetError, load_dataset
 
 
 def one_line(exc: pytest.ExceptionInfo) -> str:

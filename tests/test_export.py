@@ -62,7 +62,7 @@ def test_export_all_formats_and_load_without_automl(capsys, trained_run, tmp_pat
     import torch
 
     from automl.report import open_run
-    from evaluators.datasets import load_dataset
+    from evaluators.data import load_dataset
     from search_spaces.nb201 import NB201Space
 
     view = open_run(trained_run)

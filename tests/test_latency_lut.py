@@ -12,7 +12,8 @@ from automl.cli import main
 from automl.config import Component, RunConfig
 from automl.run import Run, RunSetupError
 from evaluators.latency_lut import build_lut, predict
-from search_spaces.base import LutEntry, Task
+from automl.types import Task
+from search_spaces.base import LutEntry
 from search_spaces.nb201 import EDGES, NB201Space
 
 TINY = {"channels": 2, "cells_per_stage": 1}

@@ -9,7 +9,7 @@ import pytest
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-from search_spaces.base import Task
+from automl.types import Task
 from search_spaces.nb201 import EDGES, OPS, NB201Space
 from search_spaces.nb201.space import from_arch_str, to_arch_str
 

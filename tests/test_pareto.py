@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import math
 
-from automl.front import best, front
+from automl.pareto import best, front
 from automl.store import TrialRecord
-from controllers.base import Objective
-from controllers.pareto import crowding_distances, dominates, nondominated_ranks, pareto_front, rank_order
+from automl.types import Objective
+from automl.pareto import crowding_distances, dominates, nondominated_ranks, pareto_front, rank_order
 
 
 def test_dominance():

@@ -10,9 +10,10 @@ import pytest
 from automl.config import Component, RunConfig
 from automl.run import Run, RunSetupError
 from automl.store import TrialStore, default_storage
-from controllers.base import Controller, Objective
+from automl.types import Objective
+from controllers.base import Controller
 from evaluators.base import Evaluator
-from search_spaces.base import arch_key
+from automl.types import arch_key
 
 
 class Toy(Evaluator):

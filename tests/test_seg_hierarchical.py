@@ -12,7 +12,7 @@ import pytest
 import torch
 from torch import nn
 
-from search_spaces.base import Task, arch_key
+from automl.types import arch_key, Task
 from search_spaces.seg_hierarchical import (
     AUTODEEPLAB_CITYSCAPES,
     CELL_OPS,

@@ -9,7 +9,7 @@ import pytest
 import torch
 from torch import nn
 
-from search_spaces.base import Task
+from automl.types import Task
 from search_spaces.seg_unet import BLOCKS, SegUNetSpace
 
 SPACE = SegUNetSpace()

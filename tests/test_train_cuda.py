@@ -10,10 +10,11 @@ from torch import nn
 
 from evaluators.base import EvalContext
 from evaluators.cost import CostEvaluator
-from evaluators.datasets import load_dataset
+from evaluators.data import load_dataset
 from evaluators.latency import LatencyEvaluator
 from evaluators.train import TrainEvaluator
-from search_spaces.base import SearchSpace, Task
+from automl.types import Task
+from search_spaces.base import SearchSpace
 from search_spaces.seg_unet import SegUNetSpace
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")

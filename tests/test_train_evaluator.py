@@ -9,9 +9,10 @@ from torch import nn
 from torch.nn import functional as F
 
 from evaluators.base import EvalContext, EvaluationError, TrialPruned
-from evaluators.datasets import load_dataset
+from evaluators.data import load_dataset
 from evaluators.train import TrainEvaluator
-from search_spaces.base import SearchSpace, Task
+from automl.types import Task
+from search_spaces.base import SearchSpace
 from search_spaces.seg_unet import SegUNetSpace
 
 

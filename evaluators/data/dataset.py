@@ -20,7 +20,7 @@ from typing import Any, Literal
 import numpy as np
 import torch
 
-from search_spaces.base import Task
+from automl.types import Task
 
 Kind = Literal["classification", "segmentation"]
 PARTS = ("train", "val", "test")

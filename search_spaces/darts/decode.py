@@ -9,7 +9,7 @@ pairs are listed best edge first; the output is the last ``multiplier`` nodes.
 This is the maximiser of the product of the chosen (edge, op) weights over two distinct inputs
 per node, which is the score :func:`candidate_genotypes` ranks by (best first).
 
-With ``max_skips``, :func:`limit_skips` applies P-DARTS' skip limit (:mod:`search_spaces.skip_limit`).
+With ``max_skips``, :func:`limit_skips` applies P-DARTS' skip limit (:mod:`search_spaces.supernet.skip_limit`).
 """
 
 from __future__ import annotations
@@ -18,9 +18,10 @@ from collections.abc import Sequence
 
 import torch
 
-from search_spaces import skip_limit
+from search_spaces.supernet import skip_limit
 from search_spaces.darts.genotype import Genotype, Pair, default_concat
-from search_spaces.darts.relax import k_best, node_slices
+from search_spaces.supernet.decode import k_best
+from search_spaces.supernet.relax import node_slices
 
 Option = tuple[float, tuple[Pair, ...]]
 SKIP = "skip_connect"

@@ -22,7 +22,7 @@ import torch
 import torch.nn.functional as F
 
 from search_spaces.darts.genotype import arch_to_genotype
-from search_spaces.darts.relax import node_softmax
+from search_spaces.supernet.relax import node_softmax
 
 Site = tuple[str, int, tuple[int, int], int]  # (cell kind, channels, input size, stride)
 

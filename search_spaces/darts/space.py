@@ -12,13 +12,14 @@ two orders build the same network.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar
 
 import networkx as nx
 import numpy as np
 
-from search_spaces.base import Arch, Decision, SearchSpace, Task
+from automl.types import Arch, Decision, Task
+from search_spaces.base import SearchSpace
 from search_spaces.darts.genotype import (
     CELLS,
     arch_to_genotype,
@@ -48,6 +49,16 @@ class DartsSpace(SearchSpace):
     description: ClassVar[str] = "DARTS/NASNet normal + reduction cells (2 inputs and 2 ops per node)"
     offers: ClassVar[frozenset[str]] = frozenset({"decisions", "graph", "supernet"})
     default_task: ClassVar[Task] = Task("classification", 3, (32, 32), 10)
+    default_evaluators: ClassVar[tuple[Any, ...]] = ("train", "latency")
+    quick_settings: ClassVar[Mapping[str, Mapping[str, Any]]] = {
+        "darts": {
+            "controller": {"epochs": 2, "batch_size": 32, "supernet": {"C": 8, "layers": 5}},
+            "space": {"C": 8, "layers": 5},
+            "evaluators": [{"name": "train", "epochs": 2, "save_weights": True},
+                           {"name": "latency", "min_run_time": 0.1}],
+            "budget": 1,
+        },
+    }
 
     def __init__(
         self,

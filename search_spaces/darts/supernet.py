@@ -37,16 +37,18 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from search_spaces.base import Arch, SearchSpace, Task
+from automl.types import Arch, Task
+from search_spaces.base import SearchSpace
 from search_spaces.blocks.ops import FactorizedReduce, ReLUConvBN
 from search_spaces.darts.decode import candidate_genotypes, derive_genotype, limit_skips, skip_count
 from search_spaces.darts import latency
 from search_spaces.darts.genotype import genotype_to_arch
-from search_spaces.darts.mixed import channels_last_grad, darts_search_op
-from search_spaces.darts.nodes import MixedNodes
-from search_spaces.darts.relax import Mix, make_mix, node_slices, node_softmax
-from search_spaces.skip_limit import check_max_skips
-from search_spaces.supernet import Supernet
+from search_spaces.darts.search_ops import darts_search_op
+from search_spaces.supernet.mixed import channels_last_grad
+from search_spaces.supernet.nodes import MixedNodes
+from search_spaces.supernet.relax import Mix, make_mix, node_slices, node_softmax
+from search_spaces.supernet.skip_limit import check_max_skips
+from search_spaces.supernet.contract import Supernet
 
 
 class SearchCell(nn.Module):

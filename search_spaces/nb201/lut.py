@@ -20,7 +20,8 @@ from collections.abc import Callable
 
 from torch import nn
 
-from search_spaces.base import Arch, LutEntry, Task
+from automl.types import Arch, Task
+from search_spaces.base import LutEntry
 from search_spaces.nb201.network import NB201Network
 
 OPS = ("none", "skip_connect", "nor_conv_1x1", "nor_conv_3x3", "avg_pool_3x3")

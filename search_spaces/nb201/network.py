@@ -17,6 +17,9 @@ from search_spaces.blocks.ops import ReLUConvBN, Zero
 
 # Edge order of the official arch string: (0->1), (0->2), (1->2), (0->3), (1->3), (2->3).
 EDGE_LIST: tuple[tuple[int, int], ...] = ((0, 1), (0, 2), (1, 2), (0, 3), (1, 3), (2, 3))
+OPS: tuple[str, ...] = ("none", "skip_connect", "nor_conv_1x1", "nor_conv_3x3", "avg_pool_3x3")
+# Decision names follow the op_eIJ columns of the NB201 tables: edge from node I to node J.
+EDGES: tuple[str, ...] = tuple(f"op_e{i}{j}" for i, j in EDGE_LIST)
 
 
 def make_op(name: str, channels: int) -> nn.Module:

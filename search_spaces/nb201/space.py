@@ -8,13 +8,12 @@ from typing import Any, ClassVar
 
 import networkx as nx
 
-from search_spaces.base import Arch, Decision, LutEntry, SearchSpace, Task
+from automl.types import Arch, Decision, Task
+from search_spaces.base import LutEntry, SearchSpace
 from search_spaces.nb201 import lut
-from search_spaces.nb201.network import EDGE_LIST, NB201Network
+from search_spaces.nb201.network import EDGE_LIST, EDGES, OPS, NB201Network
+from search_spaces.nb201.supernet import NB201Supernet
 
-OPS: tuple[str, ...] = ("none", "skip_connect", "nor_conv_1x1", "nor_conv_3x3", "avg_pool_3x3")
-# Decision names follow the op_eIJ columns of the NB201 tables: edge from node I to node J.
-EDGES: tuple[str, ...] = tuple(f"op_e{i}{j}" for i, j in EDGE_LIST)
 
 _STRING = re.compile(r"^\|(.+)\|\+\|(.+)\|\+\|(.+)\|$")
 
@@ -30,6 +29,7 @@ class NB201Space(SearchSpace):
     description: ClassVar[str] = "NAS-Bench-201 cell: 6 edges x {none, skip, conv1x1, conv3x3, avgpool3x3}"
     offers: ClassVar[frozenset[str]] = frozenset({"decisions", "graph", "lut", "supernet"})
     default_task: ClassVar[Task] = Task("classification", 3, (32, 32), 10)
+    default_evaluators: ClassVar[tuple[Any, ...]] = ("nb201-table",)
 
     def __init__(self, channels: int = 16, cells_per_stage: int = 5) -> None:
         super().__init__()
@@ -66,8 +66,6 @@ class NB201Space(SearchSpace):
 
     def supernet(self, task: Task | None = None, **options: Any) -> Any:
         """The weight-sharing NB201 network (DARTS / GDAS / PC-DARTS relaxations of the cell)."""
-        from search_spaces.nb201.supernet import NB201Supernet
-
         task = task or self.default_task
         if task.kind != "classification":
             raise ValueError(f"nb201 supernets are for classification, not {task.kind!r}")

@@ -6,7 +6,7 @@ reduction blocks of :mod:`search_spaces.nb201.network`, BN + ReLU, global averag
 linear classifier. One α ``[6, 5]`` (``alphas``, initialised ``1e-3 · N(0, 1)``) is shared by
 every cell; edge ``e`` follows ``EDGES`` (``op_e01, op_e02, op_e12, op_e03, op_e13, op_e23``),
 columns follow ``OPS``. Inside the cells every BN is affine=False (NB201 search setting); the
-mixed ops are those of :mod:`search_spaces.darts.mixed` (no compute for 'none', shared ReLU,
+mixed ops are those of :mod:`search_spaces.supernet.mixed` (no compute for 'none', shared ReLU,
 mixing weight folded into the final BN). NB201 pools have no BN.
 
 Options as :class:`~search_spaces.darts.supernet.DartsSupernet`: ``sampling`` ("softmax" |
@@ -28,13 +28,14 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from search_spaces.base import Arch, SearchSpace, Task
-from search_spaces.darts.mixed import ScaledOp, SearchConv, channels_last_grad
-from search_spaces.darts.nodes import MixedNodes
-from search_spaces.darts.relax import k_best, make_mix, node_slices, node_softmax
-from search_spaces.nb201.network import ResidualReduction
-from search_spaces.nb201.space import EDGES, OPS
-from search_spaces.supernet import Supernet
+from automl.types import Arch, Task
+from search_spaces.base import SearchSpace
+from search_spaces.supernet.mixed import ScaledOp, SearchConv, channels_last_grad
+from search_spaces.supernet.nodes import MixedNodes
+from search_spaces.supernet.decode import k_best
+from search_spaces.supernet.relax import make_mix, node_slices, node_softmax
+from search_spaces.nb201.network import EDGES, OPS, ResidualReduction
+from search_spaces.supernet.contract import Supernet
 
 
 def nb201_search_op(name: str, channels: int, stride: int) -> nn.Module | None:

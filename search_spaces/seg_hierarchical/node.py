@@ -9,7 +9,7 @@ and run once (T = 1, broadcast).
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import Any
 
 import torch
 from torch import nn
@@ -17,9 +17,6 @@ from torch import nn
 from search_spaces.seg_hierarchical.genotype import edge_index
 from search_spaces.seg_hierarchical.mixed import CONV_COLUMNS, SHARED_COLUMNS, MixedSource, search_bn
 from search_spaces.seg_hierarchical.ops import Preprocess
-
-if TYPE_CHECKING:
-    from search_spaces.seg_hierarchical.supernet import SegHierarchicalSupernet
 
 
 def source_edges(blocks: int) -> list[list[int]]:
@@ -81,7 +78,8 @@ class Node(nn.Module):
 class Mixing:
     """Per-forward op weights, split by cell state (computed once, used by every node)."""
 
-    def __init__(self, net: SegHierarchicalSupernet) -> None:
+    def __init__(self, net: Any) -> None:
+        """``net``: the seg-hierarchical supernet whose α (and edge β) mix this forward pass."""
         self.hard = net.sampling == "gumbel"
         rows = net.source_rows
         if self.hard:

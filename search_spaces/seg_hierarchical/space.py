@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar
 
 import networkx as nx
 import numpy as np
 
-from search_spaces.base import Arch, Decision, SearchSpace, Task
+from automl.types import Arch, Decision, Task
+from search_spaces.base import SearchSpace
 from search_spaces.seg_hierarchical.genotype import (
     AUTODEEPLAB_CITYSCAPES,
     CELL_OPS,
@@ -25,6 +26,7 @@ from search_spaces.seg_hierarchical.genotype import (
 )
 from search_spaces.seg_hierarchical.network import SegHierarchicalNet
 from search_spaces.seg_hierarchical.paths import count_paths
+from search_spaces.seg_hierarchical.supernet import SegHierarchicalSupernet
 
 
 def _positive_int(name: str, value: Any, minimum: int = 1) -> int:
@@ -52,6 +54,18 @@ class SegHierarchicalSpace(SearchSpace):
     description: ClassVar[str] = "Auto-DeepLab: cell (B blocks x 7 ops) + network path over strides 4..32, ASPP head"
     offers: ClassVar[frozenset[str]] = frozenset({"decisions", "graph", "supernet"})
     default_task: ClassVar[Task] = Task("segmentation", 3, (64, 64), 5)
+    default_evaluators: ClassVar[tuple[Any, ...]] = ("train", "latency")
+    quick_settings: ClassVar[Mapping[str, Mapping[str, Any]]] = {
+        "darts": {  # a 4-layer lattice at F=4 on 32x32 shapes: about 80 s on a 2-core CPU
+            "space": {"layers": 4, "filter_multiplier": 4, "retrain_filter_multiplier": 4,
+                      "stem_channels": [16, 16, 32], "aspp_channels": 32},
+            "controller": {"epochs": 8, "batch_size": 16, "warmup_epochs": 3, "w_lr": 0.05, "arch_lr": 3e-3,
+                           "arch_weight_decay": 1e-3},
+            "evaluators": [{"name": "train", "epochs": 12, "batch_size": 16, "optimizer": "adamw", "save_weights": True},
+                           {"name": "latency", "min_run_time": 0.1}],
+            "budget": 1,
+        },
+    }
 
     def __init__(
         self,
@@ -200,8 +214,6 @@ class SegHierarchicalSpace(SearchSpace):
         max_skips: int | None = None,
     ) -> Any:
         """The Auto-DeepLab lattice supernet at ``filter_multiplier`` (see :mod:`.supernet`)."""
-        from search_spaces.seg_hierarchical.supernet import SegHierarchicalSupernet
-
         task = task or self.default_task
         if task.kind != "segmentation":
             raise ValueError(f"seg-hierarchical supernets are for segmentation, not {task.kind!r}")

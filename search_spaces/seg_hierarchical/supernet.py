@@ -22,11 +22,11 @@ reference, the heads' BN needs a batch of at least 2 in training.
 ``checkpoint=True`` recomputes each node's forward during the backward pass instead of keeping
 its activations (torch.utils.checkpoint): less memory for large inputs, at about +50 % time.
 
-Relaxations (``search_spaces/supernet.py``): ``sampling="softmax"`` or ``"gumbel"`` (GDAS: one
+Relaxations (``search_spaces/supernet/contract.py``): ``sampling="softmax"`` or ``"gumbel"`` (GDAS: one
 op per edge per forward, shared by all cells; β stays a softmax), ``partial_channels=K``
 (PC-DARTS: C/K channels through the mixed ops, channel shuffle) and ``edge_norm`` (PC-DARTS
 edge weights γ, a softmax over each block's inputs). ``max_skips=M`` limits the derived cell to
-M skip connections (P-DARTS' rule, :mod:`search_spaces.skip_limit`; not part of Auto-DeepLab,
+M skip connections (P-DARTS' rule, :mod:`search_spaces.supernet.skip_limit`; not part of Auto-DeepLab,
 default None). See :mod:`.mixed` for how the mixed ops
 are batched and :mod:`.node` for one node's cell. Latency-aware search: ``expected_latency``,
 ``arch_latency`` and ``latency_keys`` (:mod:`.latency`).
@@ -35,14 +35,14 @@ are batched and :mod:`.node` for one node's cell. Latency-aware search: ``expect
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import torch
 import torch.nn.functional as F
 import torch.utils.checkpoint
 from torch import nn
 
-from search_spaces.base import Arch, Task
+from automl.types import Arch, Task
 from search_spaces.blocks.multiscale import ASPP
 from search_spaces.seg_hierarchical.decode import decode_cell
 from search_spaces.seg_hierarchical.genotype import LEVELS, OPS, Block, edge_index, genotype_to_arch, num_edges
@@ -50,11 +50,8 @@ from search_spaces.seg_hierarchical.latency import arch_latency, expected_latenc
 from search_spaces.seg_hierarchical.node import Mixing, Node, source_edges
 from search_spaces.seg_hierarchical.ops import conv_bn, level_sizes
 from search_spaces.seg_hierarchical.paths import k_best_paths, reachable, transition_mask
-from search_spaces.skip_limit import check_max_skips, limit_skips
-from search_spaces.supernet import Supernet
-
-if TYPE_CHECKING:
-    from search_spaces.seg_hierarchical.space import SegHierarchicalSpace
+from search_spaces.supernet.skip_limit import check_max_skips, limit_skips
+from search_spaces.supernet.contract import Supernet
 
 SAMPLINGS = ("softmax", "gumbel")
 
@@ -70,7 +67,7 @@ class SegHierarchicalSupernet(Supernet):
 
     def __init__(
         self,
-        space: SegHierarchicalSpace,
+        space: Any,
         task: Task,
         *,
         sampling: str = "softmax",

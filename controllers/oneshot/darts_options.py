@@ -111,7 +111,7 @@ class DartsOptions:
         object.__setattr__(self, "supernet", dict(self.supernet))
 
     def relaxation(self) -> dict[str, Any]:
-        """The supernet options ``method`` stands for (see ``search_spaces/supernet.py``)."""
+        """The supernet options ``method`` stands for (see ``search_spaces/supernet/contract.py``)."""
         if self.method == "pcdarts":
             return {"sampling": "softmax", "partial_channels": self.partial_channels, "edge_norm": True}
         if self.method == "gdas":

@@ -22,10 +22,10 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from controllers.darts_data import Batch
-from controllers.darts_latency import latency_penalised
-from controllers.darts_options import DartsOptions
-from controllers.darts_unrolled import requires_grad, unrolled_arch_gradient
+from controllers.oneshot.batches import Batch
+from controllers.oneshot.latency import latency_penalised
+from controllers.oneshot.darts_options import DartsOptions
+from controllers.oneshot.unrolled import requires_grad, unrolled_arch_gradient
 
 # GDAS: a non-finite loss means an overflowing Gumbel sample; draw again up to this often.
 GUMBEL_RETRIES = 10

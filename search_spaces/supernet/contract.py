@@ -22,7 +22,8 @@ from collections.abc import Mapping
 import torch
 from torch import nn
 
-from search_spaces.base import Arch, SearchSpace, Task
+from automl.types import Arch, Task
+from search_spaces.base import SearchSpace
 
 
 class Supernet(nn.Module):

@@ -19,7 +19,7 @@ from typing import Any
 
 import torch
 
-from search_spaces.base import Arch
+from automl.types import Arch
 
 
 def latency_penalised(ce: torch.Tensor, expected_ms: torch.Tensor, target_ms: float, *, form: str,

@@ -26,7 +26,7 @@ from evaluators.data.dataset import Dataset, DatasetError, build_dataset
 from evaluators.data.shapes import CLASS_NAMES as SHAPES_CLASSES
 from evaluators.data.shapes import generate_shapes
 
-__all__ = ["DEFAULT_SPECS", "SPECS", "Dataset", "DatasetError", "load_dataset"]
+__all__ = ["ACCEPTED", "DEFAULT_SPECS", "SPECS", "load_dataset"]
 
 # spec name -> (task kind or None when the file decides, takes a PATH)
 SPECS: dict[str, tuple[str | None, bool]] = {

@@ -1,8 +1,9 @@
 """The ``darts`` controller: bilevel differentiable search of a supernet (ALGORITHMS.md §4, §5, §8).
 
 Liu et al. 2019 (DARTS) with the PC-DARTS and GDAS relaxations as ``method`` and the
-ProxylessNAS expected-latency penalty. The run loop builds ``space.supernet(task,
-**supernet_options())`` and calls :meth:`DartsController.search`, which
+ProxylessNAS expected-latency penalty. :class:`~controllers.oneshot.base.OneShotController`
+builds ``space.supernet(task, **supernet_options())`` and ``prepare`` calls
+:meth:`DartsController.search`, which
 
 1. splits the training data into disjoint halves A (weights) and B (architecture) by a
    permutation seeded with the run seed;
@@ -31,17 +32,17 @@ from typing import Any, ClassVar
 
 import torch
 
-from controllers import darts_checkpoint as ckpt
-from controllers.base import SearchData, WeightSharingController
-from controllers.darts_data import CyclingBatches, gather, place, split_indices
-from controllers.darts_latency import predicted_latency, within_target
-from controllers.darts_options import DartsOptions
-from controllers.darts_report import Meter, Progress, format_line, write_tensorboard
-from controllers.darts_trainer import BilevelTrainer
-from search_spaces.base import Arch
+from controllers.oneshot import checkpoint as ckpt
+from controllers.oneshot.base import OneShotController, SearchData
+from controllers.oneshot.batches import CyclingBatches, gather, place, split_indices
+from controllers.oneshot.latency import predicted_latency, within_target
+from controllers.oneshot.darts_options import DartsOptions
+from controllers.oneshot.report import Meter, Progress, format_line, write_tensorboard
+from controllers.oneshot.bilevel import BilevelTrainer
+from automl.types import Arch
 
 
-class DartsController(WeightSharingController):
+class DartsController(OneShotController):
     """Differentiable architecture search (DARTS / PC-DARTS / GDAS) over a space's supernet.
 
     Options (defaults = DARTS CIFAR-10 search): ``epochs`` 50, ``batch_size`` 64, ``w_lr``

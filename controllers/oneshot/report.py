@@ -17,7 +17,7 @@ from typing import Any
 
 import torch
 
-from controllers.darts_trainer import StepStats
+from controllers.oneshot.bilevel import StepStats
 
 PIXELS = 8  # image pixels per table cell
 

@@ -1,6 +1,6 @@
 """A DAG of nodes fed by mixed edges: the body shared by the DARTS and NAS-Bench-201 search cells.
 
-Node ``i`` (``i = 0 .. steps-1``) sums one :class:`~search_spaces.darts.mixed.MixedEdge` per
+Node ``i`` (``i = 0 .. steps-1``) sums one :class:`~search_spaces.supernet.mixed.MixedEdge` per
 earlier state: the ``inputs`` cell inputs and the nodes before it. Edges leaving a cell input of
 a reduction cell have stride 2. With ``partial`` = K > 1 (PC-DARTS) an edge's mixed ops see the
 first ``C/K`` channels of its state; the other channels bypass them (2x2 max-pooled on strided
@@ -17,8 +17,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from search_spaces.darts.mixed import EdgeInput, MixedEdge, OpFactory, channels_last_grad
-from search_spaces.darts.relax import Mix, channel_shuffle
+from search_spaces.supernet.mixed import EdgeInput, MixedEdge, OpFactory, channels_last_grad
+from search_spaces.supernet.relax import Mix, channel_shuffle
 
 
 class MixedNodes(nn.Module):

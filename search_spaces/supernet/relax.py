@@ -15,7 +15,6 @@ pass from α (and the edge-normalisation β of PC-DARTS) and read by every cell 
 
 from __future__ import annotations
 
-import heapq
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -95,30 +94,6 @@ def make_mix(
         rest=[rest[s].sum() for s in nodes],
         edge=None if edge is None else edge.unbind(),
     )
-
-
-def k_best(scores: Sequence[Sequence[float]], k: int) -> list[tuple[int, ...]]:
-    """The ``k`` highest-scoring combinations of one choice per component (score = sum).
-
-    ``scores[c]`` must be sorted in decreasing order. Lazy best-first enumeration over the
-    product of independent components (returns fewer than ``k`` when the product is smaller).
-    """
-    if k < 1 or any(len(s) == 0 for s in scores):
-        return []
-    start = (0,) * len(scores)
-    heap = [(-sum(s[0] for s in scores), start)]
-    seen = {start}
-    out: list[tuple[int, ...]] = []
-    while heap and len(out) < k:
-        neg, combo = heapq.heappop(heap)
-        out.append(combo)
-        for c, i in enumerate(combo):
-            if i + 1 < len(scores[c]):
-                nxt = combo[:c] + (i + 1,) + combo[c + 1 :]
-                if nxt not in seen:
-                    seen.add(nxt)
-                    heapq.heappush(heap, (neg + scores[c][i] - scores[c][i + 1], nxt))
-    return out
 
 
 def channel_shuffle(x: torch.Tensor, groups: int) -> torch.Tensor:

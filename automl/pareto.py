@@ -3,14 +3,22 @@
 Points are tuples oriented *larger is better* (see :meth:`Objective.score`). Infeasible points
 are handled by constrained domination: a feasible point dominates an infeasible one, and of two
 infeasible points the one with the smaller violation dominates.
+
+:func:`front` and :func:`best` apply this to stored trials (any objects with ``state``,
+``metrics``, ``violation``, ``feasible`` and ``number``, e.g. ``automl.store.TrialRecord``).
+Like :mod:`automl.types`, this module imports nothing of the project, so controllers use it too.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from typing import Any, TypeVar
+
+from automl.types import Objective
 
 Point = Sequence[float]
+R = TypeVar("R", bound=Any)
 
 
 def dominates(a: Point, b: Point) -> bool:
@@ -101,3 +109,27 @@ def pareto_front(points: Sequence[Point], violations: Sequence[float] | None = N
         for i in feasible
         if not any(dominates(points[j], points[i]) for j in feasible if j != i)
     ]
+
+
+def scored(records: Sequence[R], objectives: Sequence[Objective]) -> list[R]:
+    """Completed trials that have every objective metric."""
+    return [r for r in records if r.state == "complete" and all(o.metric in r.metrics for o in objectives)]
+
+
+def front(records: Sequence[R], objectives: Sequence[Objective]) -> list[R]:
+    """Feasible non-dominated trials, sorted by the first objective (best first)."""
+    pool = scored(records, objectives)
+    points = [tuple(o.score(r.metrics[o.metric]) for o in objectives) for r in pool]
+    idx = pareto_front(points, [r.violation for r in pool])
+    # Equal points (the same metrics from different archs) all stay on the front.
+    members = [pool[i] for i in idx]
+    first = objectives[0]
+    return sorted(members, key=lambda r: (-first.score(r.metrics[first.metric]), r.number))
+
+
+def best(records: Sequence[R], objective: Objective) -> R | None:
+    """The feasible trial with the best value of one objective (earliest on ties)."""
+    pool = [r for r in scored(records, [objective]) if r.feasible]
+    if not pool:
+        return None
+    return max(pool, key=lambda r: (objective.score(r.metrics[objective.metric]), -r.number))

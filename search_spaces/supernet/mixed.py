@@ -1,4 +1,4 @@
-"""The mixed edge of a DARTS-style supernet, written to keep memory and time low.
+"""The mixed edge of a DARTS-style supernet (shared by the DARTS and NAS-Bench-201 supernets), written to keep memory and time low.
 
 ``MixedEdge`` computes ``acc + Σ_k w_k · op_k(x)`` for the ops of one edge and adds it into
 the node's accumulator. Compared with the reference ``sum(w * op(x) for ...)``:
@@ -31,8 +31,7 @@ from torch import nn
 
 from search_spaces.blocks.conv import Conv, DilConv, SepConv
 from search_spaces.blocks.ops import FactorizedReduce
-from search_spaces.darts.fused import depthwise_pointwise, max_pool
-from search_spaces.darts.ops import make_op, parse_op
+from search_spaces.supernet.fused import depthwise_pointwise, max_pool
 
 
 class EdgeInput:
@@ -161,27 +160,6 @@ class ScaledOp(nn.Module):
 
     def forward(self, inp: EdgeInput, scale: torch.Tensor) -> torch.Tensor:
         return self.op(inp.x) * scale
-
-
-def darts_search_op(name: str, channels: int, stride: int) -> nn.Module | None:
-    """DARTS search-time module of op ``name`` (every BN affine=False); ``None`` for 'none'."""
-    kind, k = parse_op(name)
-    c = channels
-    if kind == "none":
-        return None
-    if k == 0 and kind != "skip_connect":  # a catalogue block by name
-        return ScaledOp(make_op(name, c, stride, affine=False))
-    if kind == "skip_connect" and stride == 2:
-        return SearchFactorizedReduce(c, c, affine=False)
-    if kind in ("max_pool", "avg_pool"):
-        return PoolBN(make_op(name, c, stride), nn.BatchNorm2d(c, affine=False))
-    if kind == "sep_conv":
-        return SearchSepConv(c, c, stride, kernel_size=k, affine=False)
-    if kind == "dil_conv":
-        return SearchDilConv(c, c, stride, kernel_size=k, rate=2, affine=False)
-    if kind == "conv":
-        return SearchConv(c, c, stride, kernel_size=k, affine=False)
-    return ScaledOp(make_op(name, c, stride, affine=False))
 
 
 OpFactory = Callable[[str, int, int], "nn.Module | None"]

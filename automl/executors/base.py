@@ -1,0 +1,108 @@
+"""The executor contract and the options every executor shares (checked once, one-line errors)."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+EXECUTORS: tuple[str, ...] = ("local", "ray")
+SCHEDULERS: tuple[str, ...] = ("none", "asha")
+
+
+@dataclass(frozen=True)
+class ExecutorOptions:
+    """``--executor``, ``--workers``, ``--ray-address``, ``--trial-cpus``, ``--trial-gpus``,
+    ``--trial-timeout``, ``--retries``, ``--scheduler``."""
+
+    executor: str = "local"
+    workers: int = 1
+    ray_address: str | None = None
+    trial_cpus: float = 1.0
+    trial_gpus: float = 0.0
+    trial_timeout: float | None = None
+    retries: int = 0
+    scheduler: str = "none"
+    device: str = "cpu"
+
+    @classmethod
+    def from_config(cls, cfg: Any) -> ExecutorOptions:
+        opts = cls(executor=cfg.executor, workers=cfg.workers, ray_address=cfg.ray_address,
+                   trial_cpus=cfg.trial_cpus, trial_gpus=cfg.trial_gpus, trial_timeout=cfg.trial_timeout,
+                   retries=cfg.retries, scheduler=cfg.scheduler, device=cfg.device)
+        opts.check()
+        return opts
+
+    def check(self) -> None:
+        if self.executor not in EXECUTORS:
+            raise ValueError(f"executor {self.executor!r} is not one of {', '.join(EXECUTORS)}")
+        if self.scheduler not in SCHEDULERS:
+            raise ValueError(f"scheduler {self.scheduler!r} is not one of {', '.join(SCHEDULERS)}")
+        if _bad_int(self.workers, 1):
+            raise ValueError(f"workers must be an integer >= 1, got {self.workers!r}")
+        if _bad_int(self.retries, 0):
+            raise ValueError(f"retries must be an integer >= 0, got {self.retries!r}")
+        if _bad_number(self.trial_cpus) or self.trial_cpus <= 0:
+            raise ValueError(f"trial-cpus must be a number > 0, got {self.trial_cpus!r}")
+        if _bad_number(self.trial_gpus) or self.trial_gpus < 0:
+            raise ValueError(f"trial-gpus must be a number >= 0 (0.25 puts four trials on one GPU), got {self.trial_gpus!r}")
+        if self.trial_gpus > 1 and self.trial_gpus != int(self.trial_gpus):
+            raise ValueError(f"trial-gpus above 1 must be a whole number of GPUs, got {self.trial_gpus!r}")
+        if self.trial_timeout is not None and (_bad_number(self.trial_timeout) or self.trial_timeout <= 0):
+            raise ValueError(f"trial-timeout must be a number of seconds > 0, got {self.trial_timeout!r}")
+        if self.executor == "local":
+            given = [name for name, bad in (("--workers", self.workers != 1), ("--ray-address", self.ray_address),
+                                            ("--trial-gpus", self.trial_gpus), ("--scheduler", self.scheduler != "none"))
+                     if bad]
+            if given:
+                raise ValueError(f"{', '.join(given)} need --executor ray (the local executor runs one trial at a time "
+                                 "in this process)")
+        if self.trial_gpus and not self.device.startswith("cuda"):
+            raise ValueError(f"--trial-gpus {self.trial_gpus:g} needs --device cuda (got --device {self.device})")
+
+    def check_run(self, objectives: int, pruner: str) -> None:
+        """Checks that need the run's objectives and pruner."""
+        if self.executor == "ray" and pruner != "none":
+            raise ValueError(f"--pruner {pruner} works with the local executor; under --executor ray use "
+                             "--scheduler asha to stop poor trials")
+        if self.scheduler == "asha" and objectives > 1:
+            raise ValueError("--scheduler asha stops trials by one metric; give one --objective")
+
+    def max_in_flight(self) -> int:
+        return self.workers if self.executor == "ray" else 1
+
+    def trial_threads(self) -> int | None:
+        """torch threads of one trial: ``--trial-cpus`` under Ray (never fewer than 1)."""
+        return max(1, int(self.trial_cpus)) if self.executor == "ray" else None
+
+
+class Executor:
+    """Runs the trials an :class:`~automl.engine.Engine` hands out until it says the search is over."""
+
+    name = ""
+
+    def run(self, engine: Any, workbench: Any, reporter: Callable[[Any], Callable[[int, float], bool]]) -> None:
+        """Drive ``engine``; ``reporter(optuna_trial)`` gives ``ctx.report`` for in-process pruning."""
+        raise NotImplementedError
+
+    def close(self) -> None:
+        """Release what the executor started (a local Ray instance)."""
+
+
+def make_executor(options: ExecutorOptions) -> Executor:
+    if options.executor == "ray":
+        from automl.executors.ray_tune import RayTuneExecutor  # Ray is imported only here
+
+        return RayTuneExecutor(options)
+    from automl.executors.local import LocalExecutor
+
+    return LocalExecutor()
+
+
+def _bad_int(value: Any, minimum: int) -> bool:
+    return isinstance(value, bool) or not isinstance(value, int) or value < minimum
+
+
+def _bad_number(value: Any) -> bool:
+    return isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value)
