@@ -177,6 +177,11 @@ class Run:
             raise RunSetupError(str(exc)) from None
         # A latency look-up table among the evaluators also drives latency-aware search.
         self.latency_lut = next((t for e in self.evaluators if (t := getattr(e, "latency_table", None))), None)
+        self.executor = make_executor(self.executor_options, "max" if self.objectives[0].direction == "max" else "min")
+        try:
+            self.executor.start()  # a local Ray or the cluster: unreachable is one line, nothing written
+        except ValueError as exc:
+            raise RunSetupError(str(exc)) from None
 
         self.run_dir: Path | None = None
         if self.write_files:
@@ -208,6 +213,7 @@ class Run:
         try:
             self._open_files(storage, tensorboard)
         except Exception as exc:
+            self.executor.close()
             if created and self.run_dir is not None:
                 shutil.rmtree(self.run_dir, ignore_errors=True)  # never leave a half-written run
             if isinstance(exc, (ValueError, ImportError, OSError)) or type(exc).__module__.startswith("sqlalchemy"):
@@ -286,7 +292,7 @@ class Run:
         bench.register()
         if self.dataset_ref is not None:
             self.dataset_ref.keep(self.dataset)
-        executor = make_executor(opts)
+        executor = self.executor
         try:
             records: list[TrialRecord] = []
             if self.resume:
@@ -340,6 +346,7 @@ class Run:
             self.writer.add_scalar(f"best/{o.metric}", top.metrics[o.metric], len(records))
 
     def close(self) -> None:
+        self.executor.close()
         if self.writer is not None:
             self.writer.close()
 

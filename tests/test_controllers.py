@@ -91,7 +91,7 @@ def test_evolution_multi_objective_uses_pareto_rank():
 
 
 def test_evolution_beats_random_on_onemax():
-    """ALGORITHMS.md §7: at equal budget, aging evolution beats random search on OneMax."""
+    """docs/algorithms.md §7: at equal budget, aging evolution beats random search on OneMax."""
     evo = [max(v for _, v in drive(RegularizedEvolution(population=20, sample_size=5), OneMax(), 150, seed=s)) for s in range(10)]
     rnd = [max(v for _, v in drive(RandomSearch(), OneMax(), 150, seed=s)) for s in range(10)]
     assert np.mean(evo) > np.mean(rnd) + 2

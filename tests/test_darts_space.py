@@ -36,7 +36,7 @@ def test_decisions_follow_the_darts_cell() -> None:
 def test_darts_v2_round_trips_through_arch_json_and_text() -> None:
     arch = genotype_to_arch(DARTS_V2)
     assert set(arch) == {d.name for d in DartsSpace().decisions()}  # default concat: no extra key
-    # Appendix C: normal node 5 = [skip(0), dil3(2)], reduce node 3 = [skip(2), max3(1)]
+    # docs/algorithms.md Appendix C: normal node 5 = [skip(0), dil3(2)], reduce node 3 = [skip(2), max3(1)]
     assert _pairs(arch, "normal", 5) == [("skip_connect", 0), ("dil_conv_3x3", 2)]
     assert _pairs(arch, "reduce", 3) == [("skip_connect", 2), ("max_pool_3x3", 1)]
     assert arch_to_genotype(json.loads(json.dumps(arch))) == DARTS_V2

@@ -1,4 +1,4 @@
-"""DARTS / PC-DARTS / GDAS supernets (ALGORITHMS.md §4 tests) and the NAS-Bench-201 supernet."""
+"""DARTS / PC-DARTS / GDAS supernets (docs/algorithms.md §4 tests) and the NAS-Bench-201 supernet."""
 
 from __future__ import annotations
 

@@ -38,7 +38,7 @@ def test_bad_constraints():
 
 
 def test_mnas_reward_matches_the_paper():
-    """ALGORITHMS.md §8: at LAT = T the reward equals ACC; 2x LAT multiplies it by ~0.953."""
+    """docs/algorithms.md §8: at LAT = T the reward equals ACC; 2x LAT multiplies it by ~0.953."""
     r = MnasReward("acc", "lat", 20.0)
     assert r({"acc": 0.8, "lat": 20.0}) == pytest.approx(0.8)
     assert r({"acc": 0.8, "lat": 40.0}) / 0.8 == pytest.approx(2 ** -0.07) == pytest.approx(0.9526, abs=1e-4)

@@ -148,7 +148,7 @@ def test_skip_limit_keeps_the_strongest_skips(max_skips):
 
 
 def test_alpha_rows_follow_the_noamrosenberg_edge_order():
-    # ALGORITHMS.md App. C: (edge, PRIMITIVE) of the published cell, 0 = H(l-2); TF uses edge 17 last
+    # docs/algorithms.md Appendix C: (edge, PRIMITIVE) of the published cell, 0 = H(l-2); TF uses edge 17 last
     pairs = [(0, 7), (1, 4), (2, 4), (3, 6), (5, 4), (8, 4), (11, 5), (13, 5), (19, 7), (17, 5)]
     alpha = torch.zeros(num_edges(5), len(OPS))
     for edge, op in pairs:

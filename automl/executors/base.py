@@ -58,6 +58,9 @@ class ExecutorOptions:
             if given:
                 raise ValueError(f"{', '.join(given)} need --executor ray (the local executor runs one trial at a time "
                                  "in this process)")
+        if self.executor == "ray" and self.device.startswith("cuda") and not self.trial_gpus:
+            raise ValueError(f"--device {self.device} under --executor ray needs --trial-gpus (e.g. 1, or 0.25 for "
+                             "four trials per GPU): each trial sees only the GPUs Ray gives it")
         if self.trial_gpus and not self.device.startswith("cuda"):
             raise ValueError(f"--trial-gpus {self.trial_gpus:g} needs --device cuda (got --device {self.device})")
 
@@ -82,6 +85,9 @@ class Executor:
 
     name = ""
 
+    def start(self) -> None:
+        """Acquire what the executor needs (a Ray connection); ValueError (one line) when not possible."""
+
     def run(self, engine: Any, workbench: Any, reporter: Callable[[Any], Callable[[int, float], bool]]) -> None:
         """Drive ``engine``; ``reporter(optuna_trial)`` gives ``ctx.report`` for in-process pruning."""
         raise NotImplementedError
@@ -90,11 +96,12 @@ class Executor:
         """Release what the executor started (a local Ray instance)."""
 
 
-def make_executor(options: ExecutorOptions) -> Executor:
+def make_executor(options: ExecutorOptions, mode: str = "max") -> Executor:
+    """The executor ``options`` name; ``mode`` (max|min) orients the scheduler's metric."""
     if options.executor == "ray":
         from automl.executors.ray_tune import RayTuneExecutor  # Ray is imported only here
 
-        return RayTuneExecutor(options)
+        return RayTuneExecutor(options, metric_mode=mode)
     from automl.executors.local import LocalExecutor
 
     return LocalExecutor()

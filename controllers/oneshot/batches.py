@@ -2,7 +2,7 @@
 
 DARTS splits the training images 50/50 with a random permutation: half A trains the weights,
 half B the architecture. Unlike the reference (``next(iter(valid_queue))`` every step,
-ALGORITHMS.md Appendix B.1), each half is read through one persistent stream that reshuffles
+docs/algorithms.md Appendix B.1), each half is read through one persistent stream that reshuffles
 when a pass ends; its state is part of the checkpoint so a resumed search sees the same batches.
 """
 

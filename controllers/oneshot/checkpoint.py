@@ -53,7 +53,7 @@ def load(path: Path, fingerprint: dict[str, Any]) -> dict[str, Any] | None:
     """The checkpoint at ``path`` (None when absent); a mismatching fingerprint is an error."""
     if not path.is_file():
         return None
-    payload = torch.load(path, map_location="cpu", weights_only=False)
+    payload = torch.load(path, map_location="cpu", weights_only=True)
     if payload.get("version") != VERSION:
         raise ValueError(f"darts: {path} has checkpoint version {payload.get('version')!r}, expected {VERSION}")
     saved = payload.get("fingerprint", {})

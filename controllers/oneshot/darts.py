@@ -1,4 +1,4 @@
-"""The ``darts`` controller: bilevel differentiable search of a supernet (ALGORITHMS.md §4, §5, §8).
+"""The ``darts`` controller: bilevel differentiable search of a supernet (docs/algorithms.md §4, §5, §8).
 
 Liu et al. 2019 (DARTS) with the PC-DARTS and GDAS relaxations as ``method`` and the
 ProxylessNAS expected-latency penalty. :class:`~controllers.oneshot.base.OneShotController`

@@ -1,6 +1,6 @@
 """Options of the ``darts`` controller, validated once with one-line errors.
 
-Defaults are the DARTS CIFAR-10 search settings (ALGORITHMS.md §4): 50 epochs, batch 64,
+Defaults are the DARTS CIFAR-10 search settings (docs/algorithms.md §4): 50 epochs, batch 64,
 SGD 0.025 -> 0.001 cosine, momentum 0.9, weight decay 3e-4, clip 5; α by Adam 3e-4,
 betas (0.5, 0.999), weight decay 1e-3. ``method`` selects the relaxation the supernet is built
 with: ``darts`` (softmax over all ops), ``pcdarts`` (partial channels + edge normalisation),

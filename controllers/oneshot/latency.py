@@ -1,4 +1,4 @@
-"""Latency-aware search (ProxylessNAS, ALGORITHMS.md §8).
+"""Latency-aware search (ProxylessNAS, docs/algorithms.md §8).
 
 The supernet gives a differentiable expected latency E[LAT] = Σ p(op)·LUT[op]; the α loss
 becomes either

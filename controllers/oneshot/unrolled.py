@@ -1,4 +1,4 @@
-"""Second-order (unrolled) DARTS architecture gradient, ALGORITHMS.md §4.
+"""Second-order (unrolled) DARTS architecture gradient, docs/algorithms.md §4.
 
     w' = w − ξ (∇w L_train(w, α) + m·buf + wd·w)          (a virtual step of the real SGD)
     g  = ∇α L_val(w', α) − ξ [∇α L_train(w⁺, α) − ∇α L_train(w⁻, α)] / (2ε)

@@ -1,4 +1,4 @@
-"""Every block of the paper archive (``../shared/design/BLOCKS.md``) as a registered nn.Module.
+"""Every block of the paper archive (``docs/blocks.md``) as a registered nn.Module.
 
 The catalogue modules are imported on first use of the registry (:func:`get_block`,
 :func:`block_names`, ...), so importing a single primitive (``search_spaces.blocks.ops``) stays

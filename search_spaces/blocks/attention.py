@@ -1,4 +1,4 @@
-"""Blocks of the 'Attention and context' table of BLOCKS.md.
+"""Blocks of the 'Attention and context' table of docs/algorithms.md Block notes.
 
 Kinds: blocks that re-weight features multiplicatively with a gate or an attention map are
 ``kind="attention"``; blocks that add pooled global context or return pooled (orderless)

@@ -1,4 +1,4 @@
-"""Blocks of the 'Convolutions and cell operations' table of BLOCKS.md.
+"""Blocks of the 'Convolutions and cell operations' table of docs/algorithms.md Block notes.
 
 This module holds the cell operations (``conv``, ``dil_conv``, ``sep_conv``,
 ``factorized_conv``), the multi-branch and residual units (``inception``, ``blaze``,

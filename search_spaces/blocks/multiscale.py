@@ -1,4 +1,4 @@
-"""Blocks of the 'Multi-scale, decoders, aggregation' table of BLOCKS.md.
+"""Blocks of the 'Multi-scale, decoders, aggregation' table of docs/algorithms.md Block notes.
 
 Kinds: the two context-pooling modules (``aspp``, ``ppm``) are ``kind="context"``; everything
 that merges, decodes or aggregates several feature maps is ``kind="decoder"``.

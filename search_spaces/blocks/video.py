@@ -1,4 +1,4 @@
-"""Blocks of the 'Video' table of BLOCKS.md: spatio-temporal operations on ``[N, C, T, H, W]``.
+"""Blocks of the 'Video' table of docs/algorithms.md Block notes: spatio-temporal operations on ``[N, C, T, H, W]``.
 
 Standard video blocks map ``[N, c_in, T, H, W]`` to ``[N, c_out, T, ceil(H/s), ceil(W/s)]``: the
 stride is spatial only and the number of frames is kept (temporal kernels are zero-padded "same",

@@ -1,4 +1,4 @@
-"""Latency look-up for DARTS cells (ProxylessNAS-style expected latency, ALGORITHMS.md §8).
+"""Latency look-up for DARTS cells (ProxylessNAS-style expected latency, docs/algorithms.md §8).
 
 LUT key of one candidate op on one edge: ``"{op}:c{channels}:{H}x{W}:s{stride}"`` — op name,
 channels the op runs at (``C/K`` with partial channels), the edge's *input* size and its

@@ -1,4 +1,4 @@
-"""DARTS decoding of the searched cell (ALGORITHMS.md §4; Auto-DeepLab decodes cells the same way)."""
+"""DARTS decoding of the searched cell (docs/algorithms.md §4; Auto-DeepLab decodes cells the same way)."""
 
 from __future__ import annotations
 

@@ -240,7 +240,7 @@ def from_tf_hnasnet(
     return Genotype(check_cell(cell), check_path(backbone))
 
 
-# nas_network.py hnasnet(): the Cityscapes search result (ALGORITHMS.md §9).
+# nas_network.py hnasnet(): the Cityscapes search result (docs/algorithms.md §9).
 TF_HNASNET_OPERATIONS = (
     "atrous_5x5", "separable_3x3_2", "separable_3x3_2", "atrous_3x3", "separable_3x3_2",
     "separable_3x3_2", "separable_5x5_2", "separable_5x5_2", "separable_5x5_2", "atrous_5x5",

@@ -1,4 +1,4 @@
-"""Latency look-up for the seg-hierarchical space (ProxylessNAS-style expected latency, §8).
+"""Latency look-up for the seg-hierarchical space (ProxylessNAS-style expected latency, docs/algorithms.md §8).
 
 LUT keys follow the ``darts`` space: ``"{op}:c{channels}:{H}x{W}:s1"`` for one cell op in the
 *built* network (``retrain_filter_multiplier`` channels at the level, the level's size for the

@@ -1,6 +1,6 @@
 """The standalone Auto-DeepLab segmentation network of one discrete architecture.
 
-Retrain layout (ALGORITHMS.md §5, TF ``nas_network.hnasnet``): a stem of three 3x3 convs
+Retrain layout (docs/algorithms.md §5, TF ``nas_network.hnasnet``): a stem of three 3x3 convs
 (strides 2, 1, 2; 64/64/128 filters by default) to stride 4, then one cell per layer at the
 path's level (block channels ``F * s / 4``, cell output = concat of the B blocks), a 5-branch
 ASPP (1x1, rates ``aspp_rates`` x 16/s, image pooling) on the last cell, and optionally a

@@ -1,4 +1,4 @@
-"""The Auto-DeepLab hierarchical supernet (ALGORITHMS.md §5) and its decoding.
+"""The Auto-DeepLab hierarchical supernet (docs/algorithms.md §5) and its decoding.
 
 Lattice: a two-conv stem (3x3 stride 2, 3x3 stride 2; B·F/2 and B·F filters) to stride 4, then
 L layers whose nodes sit at levels 0..3 (layer l reaches levels up to l + 1). Node (l, s):

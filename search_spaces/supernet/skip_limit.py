@@ -1,6 +1,6 @@
 """P-DARTS' limit on the skip connections of a decoded cell (Chen et al. 2019).
 
-Long (and short) DARTS searches collapse to skip connections (ALGORITHMS.md §4). P-DARTS keeps
+Long (and short) DARTS searches collapse to skip connections (docs/algorithms.md §4). P-DARTS keeps
 at most M in the final cell: while the decoded cell has more, the decoded skip with the lowest
 weight gets weight 0 and the cell is decoded again, so that edge takes its next-best op or the
 node another input (its ``delete_min_sk_prob`` / ``keep_2_branches`` loop). This works for any

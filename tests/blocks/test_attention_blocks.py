@@ -1,4 +1,4 @@
-"""Property tests of the 'Attention and context' blocks (last column of BLOCKS.md).
+"""Property tests of the 'Attention and context' blocks (property in the last column of docs/algorithms.md Block notes).
 
 Shapes at stride 1/2, gradients, determinism and export are covered for every block by
 ``test_catalogue.py``; here each block's own property is checked, plus the shapes of the

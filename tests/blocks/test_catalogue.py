@@ -1,7 +1,7 @@
 """Generic checks run for every registered block (parametrised over the registry).
 
-A block added to the registry is tested here automatically; its own property (last column of
-BLOCKS.md) is tested in ``tests/blocks/test_<table>_blocks.py``. ``test_every_block_has_property_test``
+A block added to the registry is tested here automatically; its own property (the last column of
+docs/algorithms.md Block notes) is tested in ``tests/blocks/test_<table>_blocks.py``. ``test_every_block_has_property_test``
 fails when a block has no property test.
 """
 
@@ -16,7 +16,7 @@ import torch
 
 from search_spaces.blocks import all_blocks, block_names, get_block
 
-# Names of every row of ../shared/design/BLOCKS.md (copied so the test does not need ../shared).
+# Names of every row of docs/blocks.md (copied so the test does not need ../shared).
 BLOCKS_MD_NAMES = {
     # Convolutions and cell operations
     "conv", "dil_conv", "sep_conv", "factorized_conv", "inception", "blaze", "double_blaze",
@@ -60,7 +60,7 @@ def _make(name: str, stride: int = 1):
 
 def test_registry_covers_blocks_md():
     missing = BLOCKS_MD_NAMES - set(NAMES)
-    assert not missing, f"BLOCKS.md rows without a registered block: {sorted(missing)}"
+    assert not missing, f"docs/algorithms.md Block notes rows without a registered block: {sorted(missing)}"
 
 
 def test_every_block_has_property_test():

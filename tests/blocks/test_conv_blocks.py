@@ -1,7 +1,7 @@
-"""Property tests for the 'Convolutions and cell operations' table of BLOCKS.md.
+"""Property tests for the 'Convolutions and cell operations' table of docs/algorithms.md Block notes.
 
 The generic checks (shapes at stride 1/2, gradients, determinism, export) are in
-``test_catalogue.py``; here each block's own property (last column of BLOCKS.md) is tested.
+``test_catalogue.py``; here each block's own property (property in the last column of docs/algorithms.md Block notes) is tested.
 """
 
 from __future__ import annotations

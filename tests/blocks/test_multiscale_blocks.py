@@ -1,4 +1,4 @@
-"""Property tests of the 'Multi-scale, decoders, aggregation' blocks (BLOCKS.md, last column).
+"""Property tests of the 'Multi-scale, decoders, aggregation' blocks (docs/algorithms.md Block notes, last column).
 
 Shapes of the non-standard blocks are checked here; the generic checks (gradients, determinism,
 torch.export, ONNX) run for every block in test_catalogue.py.

@@ -1,4 +1,4 @@
-"""Property tests of the 'Video' table of BLOCKS.md (last column), one or more per block.
+"""Property tests of the 'Video' table of docs/algorithms.md Block notes (last column), one or more per block.
 
 Shapes at stride 1/2, gradients, eval determinism and torch.export are covered for every block by
 ``test_catalogue.py``; here each block's own claim is checked on small clips.

@@ -1,0 +1,126 @@
+"""The Ray Tune executor on a local Ray (2 CPUs, loopback only): the same store as the local
+executor, failures as data, a killed worker, ASHA, timeouts, and the sockets Ray listens on."""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+
+import pytest
+
+pytest.importorskip("ray.tune")
+
+from automl.config import Component, RunConfig  # noqa: E402
+from automl.executors.base import ExecutorOptions  # noqa: E402
+from automl.executors.ray_tune import RayTuneExecutor  # noqa: E402
+from automl.run import Run, RunSetupError  # noqa: E402
+from automl.store import TrialStore, default_storage  # noqa: E402
+from automl.types import Objective  # noqa: E402
+from tests.engine_toys import Curve, Score  # noqa: E402
+
+os.environ.setdefault("RAY_AUTH_MODE", "disabled")
+
+
+@pytest.fixture(scope="module")
+def local_ray():
+    """One local Ray for the module, started the way the executor starts its own."""
+    executor = RayTuneExecutor(ExecutorOptions(executor="ray", workers=2))
+    executor.start()
+    yield executor
+    executor.close()
+
+
+def make(tmp_path, evaluator, *, budget=10, name="run", **kw) -> Run:
+    cfg = RunConfig(space=Component("nb201"), controller=Component(kw.pop("controller", "evolution")),
+                    objectives=["score:max"], budget=budget, seed=0, run_dir=str(tmp_path / name),
+                    executor="ray", workers=kw.pop("workers", 2), trial_cpus=kw.pop("trial_cpus", 1.0), **kw)
+    return Run(cfg, tensorboard=False, evaluators=[evaluator])
+
+
+def test_injected_failures_under_ray_are_recorded_and_the_search_completes(local_ray, tmp_path):
+    summary = make(tmp_path, Score(fail_every=5), budget=50).execute()
+    assert len(summary.records) == 50 and summary.stopped == "budget spent"
+    failed = [r for r in summary.records if r.state == "failed"]
+    assert len(failed) == 10 and all("injected failure" in r.error for r in failed)
+    store = TrialStore(default_storage(str(tmp_path / "run")), "run", [Objective("score", "max")], create=False)
+    records = store.records()
+    assert len(records) == 50 and len({r.key for r in records}) == 50
+    assert all(t.state.name != "RUNNING" for t in store.study.trials)
+
+
+def test_a_killed_worker_is_retried_or_failed_and_the_search_completes(local_ray, tmp_path):
+    marks = tmp_path / "marks"
+    retried = make(tmp_path, Score(kill_first=2, marks=str(marks)), budget=6, retries=1).execute()
+    assert len(retried.records) == 6 and all(r.state == "complete" for r in retried.records)
+    assert len(list(marks.glob("2-*"))) == 2  # trial 2 ran twice: killed, then retried
+    failed = make(tmp_path, Score(kill_first=1, marks=str(tmp_path / "m2")), budget=4, name="r2").execute()
+    assert len(failed.records) == 4
+    (dead,) = [r for r in failed.records if r.state == "failed"]
+    assert dead.number == 1 and dead.error.startswith("Ray worker failed")
+
+
+def test_asha_stops_poor_training_trials(local_ray, tmp_path):
+    summary = make(tmp_path, Curve(steps=9), budget=16, scheduler="asha", controller="random").execute()
+    pruned = [r for r in summary.records if r.state == "pruned"]
+    done = [r for r in summary.records if r.state == "complete"]
+    assert len(summary.records) == 16 and pruned and done
+    assert all("stopped by ASHA" in r.error for r in pruned)
+
+
+def test_trial_timeout_under_ray(local_ray, tmp_path):
+    summary = make(tmp_path, Score(hang_every=2), budget=4, trial_timeout=0.5).execute()
+    timed_out = [r for r in summary.records if r.state == "failed"]
+    assert [r.number for r in timed_out] == [1, 3] and all("timed out after 0.5 s" in r.error for r in timed_out)
+
+
+def test_trials_see_their_cpu_share_as_torch_threads(local_ray, tmp_path):
+    from tests.engine_toys import Score as _Score
+
+    class Threads(_Score):
+        def evaluate(self, arch, model, ctx):
+            import torch
+
+            return {"score": float(torch.get_num_threads()), "trial": float(ctx.trial_number)}
+
+    summary = make(tmp_path, Threads(), budget=3, workers=1, trial_cpus=2.0).execute()
+    assert {r.metrics["score"] for r in summary.records} == {2.0}
+
+
+def _listening(pids: set[int]) -> list[tuple[int, str, int]]:
+    import psutil
+
+    out = []
+    for pid in pids:
+        try:
+            conns = psutil.Process(pid).net_connections(kind="inet")
+        except (psutil.NoSuchProcess, psutil.AccessDenied):
+            continue
+        out += [(pid, c.laddr.ip, c.laddr.port) for c in conns if c.status == psutil.CONN_LISTEN]
+    return out
+
+
+def test_local_ray_listens_on_loopback_only(local_ray):
+    import psutil
+    import ray
+
+    @ray.remote
+    def pid() -> int:
+        return os.getpid()
+
+    worker = ray.get(pid.remote())  # a worker exists and listens too
+    names = ("gcs_server", "raylet", "ray::", "default_worker", "runtime_env", "dashboard")
+    ray_pids = {p.pid for p in psutil.process_iter(["cmdline"])
+                if any(n in " ".join(p.info["cmdline"] or []) for n in names)} | {worker, os.getpid()}
+    listeners = _listening(ray_pids)
+    assert any(pid != os.getpid() for pid, _, _ in listeners)  # the check saw Ray's servers
+    for pid, ip, port in listeners:
+        addr = ipaddress.ip_address(ip.split("%")[0])
+        mapped = getattr(addr, "ipv4_mapped", None)
+        assert (mapped or addr).is_loopback, f"pid {pid} listens on {ip}:{port}"
+
+
+def test_an_unreachable_ray_address_is_one_line_before_any_file(tmp_path):
+    with pytest.raises(RunSetupError) as exc:
+        make(tmp_path, Score(), ray_address="127.0.0.1:9")
+    assert "--ray-address '127.0.0.1:9': nothing answers there" in str(exc.value)
+    assert not (tmp_path / "run").exists()
