@@ -8,6 +8,10 @@ same :class:`automl.run.Run` loop as ``automl search`` (in-memory Optuna storage
 selects the best by ``{dataset}_valid_acc_12ep`` and reports its ``{dataset}_test_acc_200ep``
 (the protocol of the NAS-Bench-201 paper; test accuracy never reaches the controller).
 Prints a table and writes ``{"<controller>": {"mean", "std", "runs", "seconds"}}`` as JSON.
+
+``--executor ray --workers 4`` runs the same protocol through the Ray Tune executor with four
+trials in flight (the controller proposes while results are outstanding, as on a cluster); Ray
+starts once for all runs.
 """
 
 from __future__ import annotations
@@ -27,7 +31,8 @@ from evaluators.nb201_table import NB201TableEvaluator, find_shared_file
 
 
 def run_controller(
-    controller: str, evaluator: NB201TableEvaluator, queries: int, seeds: int, options: dict | None = None
+    controller: str, evaluator: NB201TableEvaluator, queries: int, seeds: int, options: dict | None = None,
+    executor: dict | None = None,
 ) -> tuple[list[float], float]:
     """Test accuracy of the selected architecture for each seed, and total seconds."""
     finals: list[float] = []
@@ -39,6 +44,7 @@ def run_controller(
             objectives=["valid_acc:max"],
             budget=queries,
             seed=seed,
+            **(executor or {}),
         )
         run = Run(
             cfg,
@@ -61,6 +67,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seeds", type=int, default=100, help="runs with seeds 0..N-1")
     parser.add_argument("--controllers", default="random,evolution,tpe", help="comma-separated controller names")
     parser.add_argument("--json", dest="json_out", default=None, help="write results as JSON here")
+    parser.add_argument("--executor", choices=("local", "ray"), default="local")
+    parser.add_argument("--workers", type=int, default=4, help="trials in flight under --executor ray")
+    parser.add_argument("--trial-cpus", type=float, default=0.5, help="CPUs per trial under --executor ray")
     args = parser.parse_args(argv)
 
     table = args.table or find_shared_file("nb201_cifar10.csv", "AUTOML_NB201_TABLE")
@@ -73,12 +82,24 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
 
+    executor: dict = {}
+    cluster = None
+    if args.executor == "ray":
+        import os
+
+        os.environ.setdefault("RAY_AUTH_MODE", "disabled")
+        from automl.executors.base import ExecutorOptions
+        from automl.executors.ray_tune import RayTuneExecutor
+
+        executor = {"executor": "ray", "workers": args.workers, "trial_cpus": args.trial_cpus}
+        cluster = RayTuneExecutor(ExecutorOptions(**executor))
+        cluster.start()
     results: dict[str, dict[str, float | int]] = {}
     print(f"NAS-Bench-201 {args.dataset}: {args.queries} queries x {args.seeds} seeds, "
           f"best by {evaluator.valid_column}, reporting {evaluator.test_column}")
     print(f"{'controller':<12} {'mean':>8} {'std':>7} {'runs':>5} {'seconds':>9}")
     for name in [c.strip() for c in args.controllers.split(",") if c.strip()]:
-        finals, seconds = run_controller(name, evaluator, args.queries, args.seeds)
+        finals, seconds = run_controller(name, evaluator, args.queries, args.seeds, executor=executor)
         row = {
             "mean": statistics.fmean(finals),
             "std": statistics.pstdev(finals) if len(finals) > 1 else 0.0,
@@ -87,6 +108,8 @@ def main(argv: list[str] | None = None) -> int:
         }
         results[name] = row
         print(f"{name:<12} {row['mean']:>8.3f} {row['std']:>7.3f} {row['runs']:>5d} {row['seconds']:>9.1f}", flush=True)
+    if cluster is not None:
+        cluster.close()
     if args.json_out:
         Path(args.json_out).write_text(json.dumps(results, indent=2) + "\n")
     return 0

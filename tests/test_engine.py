@@ -190,13 +190,13 @@ def test_proposal_origin_is_stored(tmp_path):
 
 
 @pytest.mark.parametrize(("flags", "message"), [
-    ({"executor": "local", "workers": 3}, "--workers need --executor ray"),
+    ({"executor": "local", "workers": 3}, "--workers needs --executor ray"),
     ({"executor": "ray", "workers": 0}, "workers must be an integer >= 1"),
     ({"retries": -1}, "retries must be an integer >= 0"),
     ({"trial_timeout": 0.0}, "trial-timeout must be a number of seconds > 0"),
     ({"executor": "ray", "trial_gpus": 0.5}, "--trial-gpus 0.5 needs --device cuda"),
     ({"executor": "ray", "pruner": "median"}, "--pruner median works with the local executor"),
-    ({"scheduler": "asha"}, "--scheduler need --executor ray"),
+    ({"scheduler": "asha"}, "--scheduler needs --executor ray"),
 ])
 def test_bad_executor_options_fail_before_any_file(tmp_path, flags, message):
     with pytest.raises(RunSetupError) as exc:
@@ -209,3 +209,29 @@ def test_in_memory_store_needs_no_heartbeat(tmp_path):
     cfg = RunConfig(space=Component("nb201"), controller=Component("random"), objectives=["score:max"], budget=3)
     run = Run(cfg, storage=optuna.storages.InMemoryStorage(), write_files=False, tensorboard=False, evaluators=[Score()])
     assert len(run.execute().records) == 3 and not run.shared_store
+
+
+def test_the_workbench_a_worker_gets_is_picklable(tmp_path):
+    import pickle
+
+    cfg = RunConfig(space=Component("nb201", {"channels": 4}), controller=Component("random"),
+                    evaluators=[Component("train", {"epochs": 1}), Component("cost")], dataset="digits", budget=2,
+                    run_dir=str(tmp_path / "run"))
+    run = Run(cfg, tensorboard=False)
+    wb = pickle.loads(pickle.dumps(run.workbench()))
+    assert wb.space == ("nb201", {"channels": 4}) and [e[0] for e in wb.evaluators] == ["train", "cost"]
+    assert wb.dataset.spec == "digits" and not hasattr(wb.dataset, "tensors")  # a reference, not the data
+    spec = TrialSpec(0, run.space.sample(__import__("numpy").random.default_rng(0)))
+    out = run_trial(wb, spec)  # as a worker would: resolves the workbench itself
+    assert out.state == "complete" and "val_acc" in out.metrics and "params_M" in out.metrics
+
+
+def test_cuda_out_of_memory_is_a_failed_trial_with_its_reason():
+    class Oom(Score):
+        def evaluate(self, arch, model, ctx):
+            raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+
+    wb = Workbench(space=("nb201", {}), evaluators=(Oom(),), task=Task(), retries=1)
+    arch = {f"op_e{i}{j}": "none" for i, j in ((0, 1), (0, 2), (1, 2), (0, 3), (1, 3), (2, 3))}
+    out = run_trial(wb, TrialSpec(0, arch))
+    assert out.state == "failed" and out.error.startswith("CUDA out of memory: ") and out.attempts == 2

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from typing import Any
 
 EXECUTORS: tuple[str, ...] = ("local", "ray")
@@ -28,9 +28,8 @@ class ExecutorOptions:
 
     @classmethod
     def from_config(cls, cfg: Any) -> ExecutorOptions:
-        opts = cls(executor=cfg.executor, workers=cfg.workers, ray_address=cfg.ray_address,
-                   trial_cpus=cfg.trial_cpus, trial_gpus=cfg.trial_gpus, trial_timeout=cfg.trial_timeout,
-                   retries=cfg.retries, scheduler=cfg.scheduler, device=cfg.device)
+        """The options of a ``RunConfig`` (its keys of the same names), checked."""
+        opts = cls(**{f.name: getattr(cfg, f.name) for f in fields(cls)})
         opts.check()
         return opts
 
@@ -56,7 +55,7 @@ class ExecutorOptions:
                                             ("--trial-gpus", self.trial_gpus), ("--scheduler", self.scheduler != "none"))
                      if bad]
             if given:
-                raise ValueError(f"{', '.join(given)} need --executor ray (the local executor runs one trial at a time "
+                raise ValueError(f"{', '.join(given)} {'need' if len(given) > 1 else 'needs'} --executor ray (the local executor runs one trial at a time "
                                  "in this process)")
         if self.executor == "ray" and self.device.startswith("cuda") and not self.trial_gpus:
             raise ValueError(f"--device {self.device} under --executor ray needs --trial-gpus (e.g. 1, or 0.25 for "
@@ -94,17 +93,6 @@ class Executor:
 
     def close(self) -> None:
         """Release what the executor started (a local Ray instance)."""
-
-
-def make_executor(options: ExecutorOptions, mode: str = "max") -> Executor:
-    """The executor ``options`` name; ``mode`` (max|min) orients the scheduler's metric."""
-    if options.executor == "ray":
-        from automl.executors.ray_tune import RayTuneExecutor  # Ray is imported only here
-
-        return RayTuneExecutor(options, metric_mode=mode)
-    from automl.executors.local import LocalExecutor
-
-    return LocalExecutor()
 
 
 def _bad_int(value: Any, minimum: int) -> bool:
