@@ -276,7 +276,7 @@ class Run:
         t_start = time.perf_counter()
         cfg = self.config
         opts = self.executor_options
-        progress = _Progress(self, cfg.budget, 0) if self.show_progress else None
+        progress: _Progress | None = None  # shown once prepare (which reports on its own) is done
 
         def on_record(rec: TrialRecord, records: list[TrialRecord]) -> None:
             self._track(rec, records)
@@ -309,8 +309,8 @@ class Run:
             if records:
                 diverged = engine.replay(records)
                 self.log(f"resumed {len(records)} trial(s)" + (f"; {diverged} replay step(s) diverged" if diverged else ""))
-            if progress:
-                progress.update(engine.records)
+            if self.show_progress:
+                progress = _Progress(self, cfg.budget, len(engine.records))
             executor.run(engine, wb, self._reporter)
         except KeyboardInterrupt:
             engine.interrupt()

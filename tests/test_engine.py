@@ -4,6 +4,7 @@ pending trials in flight, replay in told order, claims between processes, heartb
 from __future__ import annotations
 
 import random
+from pathlib import Path
 from typing import Any
 
 import optuna
@@ -235,3 +236,20 @@ def test_cuda_out_of_memory_is_a_failed_trial_with_its_reason():
     arch = {f"op_e{i}{j}": "none" for i, j in ((0, 1), (0, 2), (1, 2), (0, 3), (1, 3), (2, 3))}
     out = run_trial(wb, TrialSpec(0, arch))
     assert out.state == "failed" and out.error.startswith("CUDA out of memory: ") and out.attempts == 2
+
+
+def test_the_local_executor_does_not_import_ray(tmp_path):
+    import subprocess
+    import sys
+
+    code = ("import sys\n"
+            "from automl.config import Component, RunConfig\nfrom automl.run import Run\n"
+            "from tests.engine_toys import Score\n"
+            f"cfg = RunConfig(space=Component('nb201'), controller=Component('random'), objectives=['score:max'], "
+            f"budget=3, run_dir={str(tmp_path / 'run')!r})\n"
+            "Run(cfg, tensorboard=False, evaluators=[Score()]).execute()\n"
+            "print('ray' in sys.modules)\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+                         cwd=Path(__file__).resolve().parents[1])
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip().splitlines()[-1] == "False"

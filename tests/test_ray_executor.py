@@ -8,6 +8,9 @@ import os
 
 import pytest
 
+# Before Ray is imported: no token file for a throw-away local cluster, loopback only.
+os.environ.setdefault("RAY_AUTH_MODE", "disabled")
+os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
 pytest.importorskip("ray.tune")
 
 from automl.config import Component, RunConfig  # noqa: E402
@@ -17,8 +20,6 @@ from automl.run import Run, RunSetupError  # noqa: E402
 from automl.store import TrialStore, default_storage  # noqa: E402
 from automl.types import Objective  # noqa: E402
 from tests.engine_toys import Curve, Score  # noqa: E402
-
-os.environ.setdefault("RAY_AUTH_MODE", "disabled")
 
 
 @pytest.fixture(scope="module")
@@ -73,17 +74,20 @@ def test_trial_timeout_under_ray(local_ray, tmp_path):
     assert [r.number for r in timed_out] == [1, 3] and all("timed out after 0.5 s" in r.error for r in timed_out)
 
 
-def test_trials_see_their_cpu_share_as_torch_threads(local_ray, tmp_path):
+def test_trials_see_their_cpu_share_as_torch_threads_and_no_gpu(local_ray, tmp_path):
     from tests.engine_toys import Score as _Score
 
     class Threads(_Score):
         def evaluate(self, arch, model, ctx):
             import torch
 
-            return {"score": float(torch.get_num_threads()), "trial": float(ctx.trial_number)}
+            gpus = os.environ.get("CUDA_VISIBLE_DEVICES")
+            return {"score": float(torch.get_num_threads()), "trial": float(ctx.trial_number),
+                    "visible_gpus": -1.0 if gpus is None else float(len([g for g in gpus.split(",") if g]))}
 
     summary = make(tmp_path, Threads(), budget=3, workers=1, trial_cpus=2.0).execute()
     assert {r.metrics["score"] for r in summary.records} == {2.0}
+    assert {r.metrics["visible_gpus"] for r in summary.records} == {0.0}  # a trial without GPUs sees none
 
 
 def _listening(pids: set[int]) -> list[tuple[int, str, int]]:
