@@ -179,7 +179,7 @@ class Run:
         self.latency_lut = next((t for e in self.evaluators if (t := getattr(e, "latency_table", None))), None)
         self.executor = make_executor(self.executor_options, "max" if self.objectives[0].direction == "max" else "min")
         try:
-            self.executor.start()  # a local Ray or the cluster: unreachable is one line, nothing written
+            self.executor.start(self.log)  # a local Ray or the cluster: unreachable is one line, nothing written
         except ValueError as exc:
             raise RunSetupError(str(exc)) from None
 

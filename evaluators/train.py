@@ -39,7 +39,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from evaluators.base import EvalContext, EvaluationError, Evaluator, TrialPruned
-from automl.types import Arch
+from automl.types import Arch, Task
 
 PRIMARY = {"classification": "val_acc", "segmentation": "val_miou"}
 

@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 
-from automl.types import Arch, Choice, Decision, Task, arch_from_key, arch_key
+from automl.types import Arch, Decision, Task, arch_key
 
 if TYPE_CHECKING:  # torch and networkx are only needed by spaces that build networks
     import networkx as nx

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass, fields
 from typing import Any
@@ -79,17 +80,17 @@ class ExecutorOptions:
         return max(1, int(self.trial_cpus)) if self.executor == "ray" else None
 
 
-class Executor:
+class Executor(ABC):
     """Runs the trials an :class:`~automl.engine.Engine` hands out until it says the search is over."""
 
     name = ""
 
-    def start(self) -> None:
+    def start(self, log: Callable[[str], Any] | None = None) -> None:
         """Acquire what the executor needs (a Ray connection); ValueError (one line) when not possible."""
 
+    @abstractmethod
     def run(self, engine: Any, workbench: Any, reporter: Callable[[Any], Callable[[int, float], bool]]) -> None:
         """Drive ``engine``; ``reporter(optuna_trial)`` gives ``ctx.report`` for in-process pruning."""
-        raise NotImplementedError
 
     def close(self) -> None:
         """Release what the executor started (a local Ray instance)."""

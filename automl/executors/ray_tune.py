@@ -150,7 +150,7 @@ class RayTuneExecutor(Executor):
         self.owns_ray = False
         self.storage: str | None = None
 
-    def start(self) -> None:
+    def start(self, log: Callable[[str], Any] | None = None) -> None:
         """Start a local Ray or connect to ``--ray-address``; ValueError (one line) when not possible."""
         for k, v in _ENV.items():
             os.environ.setdefault(k, v)
@@ -167,6 +167,9 @@ class RayTuneExecutor(Executor):
             _check_reachable(o.ray_address)
         if ray.is_initialized():  # started by the caller (a notebook, a test fixture)
             return
+        if log is not None:
+            log(f"connecting to the Ray cluster at {o.ray_address}" if o.ray_address else
+                "starting a local Ray on 127.0.0.1 (a few seconds)")
         try:
             if o.ray_address:
                 ray.init(address=o.ray_address, logging_level=logging.WARNING, log_to_driver=False)

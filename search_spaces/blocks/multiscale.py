@@ -33,7 +33,6 @@ from search_spaces.blocks._multiscale_ops import (
     adaptive_avg_pool,
     ceil_div,
     features_arg,
-    make_norm,
     only_unit,
     pyramid_channels,
     pyramid_example,

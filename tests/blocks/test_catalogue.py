@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from search_spaces.blocks import all_blocks, block_names, get_block
+from search_spaces.blocks import block_names, get_block
 
 # Names of every row of docs/blocks.md (copied so the test does not need ../shared).
 BLOCKS_MD_NAMES = {
