@@ -147,10 +147,12 @@ def _print_summary(console, run, summary) -> None:
     from automl.report import ReportError, RunView, plot_front
 
     done = len(summary.records)
-    failed = sum(r.state != "complete" for r in summary.records)
+    failed = sum(r.state == "failed" for r in summary.records)
+    pruned = sum(r.state == "pruned" for r in summary.records)
     console.print(
         f"[bold]{done}[/bold] trial(s) in {summary.seconds:.1f} s ({summary.stopped}); "
-        f"{failed} failed, {summary.duplicates} duplicate proposal(s) served from the store"
+        f"{failed} failed, " + (f"{pruned} pruned, " if pruned else "")
+        + f"{summary.duplicates} duplicate proposal(s) served from the store"
     )
     if summary.best is not None:
         b = summary.best
