@@ -126,7 +126,7 @@ class Engine:
                     self.controller.tell(p, self.cache[key].result(self.hidden))
                 else:
                     self.carry.append(p)
-        if exhausted and not self.carry:
+        if exhausted:  # the carried proposals still run (next() takes them first)
             self.done, self.stopped = True, "controller finished"
         return diverged
 
@@ -138,7 +138,7 @@ class Engine:
     def next(self) -> TrialSpec | str | None:
         """The next trial to run, :data:`WAIT`, or None when the search is over."""
         self._poll_watched()
-        while not self.done:
+        while self.carry or not self.done:
             if len(self.records) + len(self.running) >= self.budget:
                 self.stopped = "budget spent"
                 break
@@ -190,14 +190,13 @@ class Engine:
 
     def _poll_watched(self) -> None:
         for key, (number, proposals) in list(self.watching.items()):
-            rec = self.store.record(number)
-            if rec is None:
-                if number not in self.store.stale():
-                    continue
-                del self.watching[key]  # its process died: propose it again here
-                self.carry.extend(proposals)
+            state, rec = self.store.status(number)
+            if state == "running":
                 continue
             del self.watching[key]
+            if rec is None:  # interrupted, given up, or its process died: evaluate it here
+                self.carry.extend(proposals)
+                continue
             self._remember(rec)
             for p in proposals:
                 self.controller.tell(p, rec.result(self.hidden))

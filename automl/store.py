@@ -112,12 +112,20 @@ class TrialStore:
             return sorted(out, key=lambda r: (r.told, r.number))
         return sorted(out, key=lambda r: r.number)
 
-    def record(self, number: int) -> TrialRecord | None:
-        """The finished trial ``number`` (None while it runs or when it was given up)."""
-        return _record(self.study.get_trials(deepcopy=False)[number]) if number < self._count() else None
-
-    def _count(self) -> int:
-        return len(self.study.get_trials(deepcopy=False))
+    def status(self, number: int, grace: float = 60.0) -> tuple[str, TrialRecord | None]:
+        """Where trial ``number`` stands: ``("done", record)``, ``("running", None)`` while its
+        process lives, or ``("gone", None)`` (interrupted, given up, or its process died)."""
+        trials = self.study.get_trials(deepcopy=False)
+        t = trials[number] if number < len(trials) else None
+        if t is None:
+            return "gone", None
+        rec = _record(t)
+        if rec is not None:
+            return "done", rec
+        if t.state == TrialState.RUNNING and _alive(t.user_attrs.get("owner"), float(t.user_attrs.get("heartbeat", 0.0)),
+                                                     time.time(), grace):
+            return "running", None
+        return "gone", None
 
     def stale(self, grace: float = 60.0) -> list[int]:
         """Numbers of RUNNING trials whose owning process is gone (see the module docstring)."""

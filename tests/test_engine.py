@@ -253,3 +253,35 @@ def test_the_local_executor_does_not_import_ray(tmp_path):
                          cwd=Path(__file__).resolve().parents[1])
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip().splitlines()[-1] == "False"
+
+
+def test_a_proposal_waiting_on_a_trial_that_dies_is_evaluated_here(tmp_path):
+    from automl.engine import Engine
+    from automl.types import Proposal
+
+    run = make(tmp_path, budget=1)
+    run.execute()
+    arch = run.space.sample(__import__("numpy").random.default_rng(7))
+    other = run.store.start(arch)  # held by a live process (this one counts as live)
+
+    class Once:
+        def __init__(self) -> None:
+            self.asked, self.told = 0, []
+
+        def ask(self):
+            self.asked += 1
+            return Proposal(arch) if self.asked == 1 else None
+
+        def tell(self, proposal, result) -> None:
+            self.told.append(result)
+
+    ctl = Once()
+    engine = Engine(ctl, run.space, run.store, run.objectives, (), set(), budget=5)
+    assert engine.next() == WAIT and engine.watching  # claimed elsewhere: wait for it
+    assert engine.next() == WAIT
+    run.store.fail(other, "interrupted", 0.0, interrupted=True)  # that process was stopped
+    spec = engine.next()
+    assert isinstance(spec, TrialSpec) and spec.arch == run.space.validate(arch)
+    engine.finish(run_trial(run.workbench(), spec))
+    assert len(ctl.told) == 1 and ctl.told[0].values is not None
+    engine.close()
