@@ -156,19 +156,13 @@ class RunConfig:
             parse = parse_objective if key == "objectives" else parse_constraint
             for v in value:
                 parse(v)
-        elif key in ("workers", "retries"):
-            if isinstance(value, bool) or not isinstance(value, int):
-                try:
-                    value = int(str(value))
-                except ValueError:
-                    raise SpecError(f"{key}: expected an integer, got {value!r}") from None
         elif key in ("trial_cpus", "trial_gpus", "trial_timeout"):
             if value is not None or key != "trial_timeout":
                 try:
                     value = float(value)
                 except (TypeError, ValueError):
                     raise SpecError(f"{key}: expected a number, got {value!r}") from None
-        elif key in ("budget", "seed"):
+        elif key in ("budget", "seed", "workers", "retries"):
             if isinstance(value, bool) or not isinstance(value, int):
                 try:
                     value = int(str(value))

@@ -27,7 +27,6 @@ from typing import Any
 import optuna
 
 from automl.objectives import Constraint, total_violation
-from automl.pareto import best
 from automl.store import Heartbeat, TrialRecord, TrialStore
 from automl.trial import TrialOutcome, TrialSpec
 from automl.types import Objective, Proposal, arch_key
@@ -259,5 +258,3 @@ class Engine:
             raise ValueError(f"objective values are not finite: {values}")
         return values, total_violation(self.constraints, metrics)
 
-    def best(self) -> TrialRecord | None:
-        return best(self.records, self.objectives[0])

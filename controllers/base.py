@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -53,7 +53,6 @@ class PrepareContext:
     latency_lut: Mapping[str, float] | None = None
     max_in_flight: int = 1
     draw: Callable[[Arch, Path, str], Any] | None = None
-    options: dict[str, Any] = field(default_factory=dict)
 
 
 class Controller:

@@ -27,7 +27,6 @@ import logging
 import os
 import shutil
 import tempfile
-import time
 from collections.abc import Callable
 from typing import Any
 
@@ -187,7 +186,9 @@ class RayTuneExecutor(Executor):
         from ray import tune
         from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
 
-        if not _ray_ready():
+        import ray
+
+        if not ray.is_initialized():
             self.start()
         o = self.options
         if o.trial_gpus:
@@ -254,12 +255,6 @@ def _check_reachable(address: str) -> None:
         raise ValueError(f"--ray-address {address!r}: nothing answers there ({exc.strerror or exc})") from None
 
 
-def _ray_ready() -> bool:
-    import ray
-
-    return ray.is_initialized()
-
-
 def _gpus() -> int:
     try:
         import torch
@@ -268,12 +263,3 @@ def _gpus() -> int:
     except Exception:  # noqa: BLE001
         return 0
 
-
-def wait_for(predicate: Callable[[], bool], seconds: float) -> bool:
-    """Poll ``predicate`` for up to ``seconds`` (tests and benchmarks)."""
-    end = time.monotonic() + seconds
-    while time.monotonic() < end:
-        if predicate():
-            return True
-        time.sleep(0.05)
-    return predicate()
