@@ -5,6 +5,8 @@ Every user error ends in one line on stderr and exit code 2, never a traceback.
 
 from __future__ import annotations
 
+import difflib
+import re
 import sys
 from pathlib import Path
 from typing import Annotated, Any
@@ -59,7 +61,11 @@ def _parse_sets(sets: list[str], cfg: Any) -> None:
         cfg.fill_defaults()
         matches = [e for e in cfg.evaluators if comp in (e.name, e.name.rsplit(":", 1)[-1])]
         if not matches:
-            _fail(f"bad --set {item!r}: no evaluator {comp!r} in this run (evaluators: {', '.join(e.name for e in cfg.evaluators)})")
+            targets = ["space", "controller", *(e.name.rsplit(":", 1)[-1] for e in cfg.evaluators)]
+            close = difflib.get_close_matches(comp, targets, n=1)
+            _fail(f"bad --set {item!r}: {comp!r} is not a component of this run"
+                  + (f" (did you mean {close[0]!r}?)" if close else "")
+                  + f"; accepted prefixes: {', '.join(t + '.' for t in targets)}")
         for e in matches:
             e.options[key] = parsed
 
@@ -90,6 +96,7 @@ def search(
     scheduler: Annotated[str | None, typer.Option(help="none or asha (Ray Tune ASHA stops poor training trials)")] = None,
     set_: Annotated[list[str] | None, typer.Option("--set", help="component option, e.g. controller.population=20")] = None,
     resume: Annotated[Path | None, typer.Option(help="continue the run in this directory")] = None,
+    join: Annotated[bool, typer.Option(help="with --resume: work on a run another process is searching, as one more worker")] = False,
     progress: Annotated[bool, typer.Option(help="show a progress bar")] = True,
 ) -> None:
     """Search a space with a controller and evaluators; trials go to an Optuna study."""
@@ -98,6 +105,8 @@ def search(
     from automl.run import Run, RunSetupError
 
     try:
+        if join and resume is None:
+            _fail("--join works with --resume RUN_DIR only (it adds a worker to a run that is being searched)")
         if resume is not None:
             if config is not None or any(v is not None for v in (space, controller, evaluator, objective, constraint,
                                                                   run_dir, storage, dataset, set_, mnas_reward)):
@@ -122,15 +131,18 @@ def search(
         _parse_sets(set_ or [], cfg)
         console = _console()
         skipped = cfg.fill_defaults()
-        run = Run(cfg, resume=resume is not None, progress=progress, log=lambda m: console.print(f"[dim]{m}[/dim]"))
+        run = Run(cfg, resume=resume is not None, join=join, progress=progress,
+                  log=lambda m: console.print(f"[dim]{m}[/dim]"))
     except (SpecError, RunSetupError) as exc:
         _fail(str(exc))
+    how = {"owner": "resumed" if resume is not None else "new"}.get(run.role, "joined as another worker")
+    console.print(f"run directory: {run.run_dir} ({how})")
     for comp in skipped:
         quick = (cfg.quick_settings() or {})[comp]
         console.print(f"[dim]note: {comp} options were given, so the quick {comp} settings of "
                       f"{cfg.space.name}+{cfg.controller.name} ({_brief(quick)}) are not used; the "
                       f"{comp}'s own defaults fill the rest[/dim]")
-    if resume is not None and any(v is not None for v in (budget, executor, workers, ray_address, trial_cpus,
+    if run.role == "owner" and resume is not None and any(v is not None for v in (budget, executor, workers, ray_address, trial_cpus,
                                                           trial_gpus, trial_timeout, retries, scheduler)):
         cfg.dump(run.run_dir / "config.yaml")  # the extended budget / new executor is part of the run now
     try:
@@ -141,6 +153,12 @@ def search(
         raise typer.Exit(130) from None
     run.close()
     _print_summary(console, run, summary)
+    if summary.records and not any(r.state == "complete" for r in summary.records):
+        first = next((r for r in summary.records if r.error), None)
+        print(f"error: no trial succeeded ({len(summary.records)} failed or pruned)"
+              + (f"; trial {first.number}: {first.error}" if first else "")
+              + f"; details: automl show {run.run_dir} --trial N", file=sys.stderr)
+        raise typer.Exit(1)
 
 
 def _print_summary(console, run, summary) -> None:
@@ -170,7 +188,8 @@ def _print_summary(console, run, summary) -> None:
         console.print(f"next: automl show {run.run_dir}   |   tensorboard --logdir {run.run_dir / 'tb'}")
         if run.needs_model and summary.best is not None:
             saved = (run.run_dir / "trials" / f"{summary.best.number:05d}" / "weights.pt").is_file()
-            console.print(f"export: automl export {run.run_dir}" + ("" if saved else " --train-epochs 10"))
+            if saved or run.dataset is not None:  # without weights, export retrains on the run's dataset
+                console.print(f"export: automl export {run.run_dir}" + ("" if saved else " --train-epochs 10"))
 
 
 @app.command()
@@ -178,15 +197,21 @@ def show(
     run_dir: Annotated[Path, typer.Argument(help="a run directory")],
     objective: Annotated[list[str] | None, typer.Option(help="override the run's objectives")] = None,
     top: Annotated[int, typer.Option(help="trials to list, best first (0 = all, in order)")] = 20,
+    trial: Annotated[int | None, typer.Option(help="one trial in full: architecture, proposal, metrics, error and traceback")] = None,
 ) -> None:
-    """Table of trials, the best trial and the Pareto front of a run."""
+    """Table of trials, the best trial and the Pareto front of a run (never writes into it)."""
     from automl.report import ReportError, open_run, trials_table
 
+    if top < 0:
+        _fail(f"--top must be >= 0 (0 lists all trials), got {top}")
     try:
         view = open_run(run_dir, objective)
     except ReportError as exc:
         _fail(str(exc))
     console = _console()
+    if trial is not None:
+        _show_trial(console, view, trial)
+        return
     records = view.records
     if top > 0:
         o = view.objectives[0]
@@ -200,7 +225,9 @@ def show(
         f"{len(view.records)} trial(s) of budget {cfg.budget}; objectives {', '.join(map(str, view.objectives))}"
         + (f"; constraints {', '.join(cfg.constraints)}" if cfg.constraints else "")
     )
-    console.print(trials_table(view, records, "trials (best first)" if top > 0 else "trials"))
+    shown = "trials" if top == 0 else (f"the best {len(records)} of {len(view.records)} trials (--top 0 lists all)"
+                                       if len(records) < len(view.records) else "trials (best first)")
+    console.print(trials_table(view, records, shown))
     b = view.best()
     if b is not None:
         o = view.objectives[0]
@@ -209,6 +236,27 @@ def show(
         console.print("no feasible completed trial yet")
     front = view.front()
     console.print(f"Pareto front ({len(front)}): " + ", ".join(f"#{r.number}" for r in front) + "   (* in the table)")
+
+
+def _show_trial(console, view, number: int) -> None:
+    import json
+
+    rec = next((r for r in view.records if r.number == number), None)
+    if rec is None:
+        numbers = [r.number for r in view.records]
+        _fail(f"--trial {number}: the run has no finished trial {number}; its trials: "
+              + (f"{min(numbers)}..{max(numbers)}" if numbers else "none yet"))
+    console.print(f"[bold]trial {rec.number}[/bold]: {rec.state}, {rec.duration_s:.2f} s")
+    console.print(f"architecture: {rec.arch_str or rec.key}")
+    console.print(f"arch JSON: {json.dumps(rec.arch)}", markup=False)
+    if rec.proposal:
+        console.print(f"proposal: {json.dumps(rec.proposal)}", markup=False)
+    for k, v in rec.metrics.items():
+        console.print(f"  {k} = {v:.6g}")
+    if rec.error:
+        console.print(f"error: {rec.error}", markup=False)
+    if rec.traceback:
+        console.print(rec.traceback, markup=False, highlight=False)
 
 
 @app.command()
@@ -399,12 +447,39 @@ def blocks(
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Console-script entry point: user errors become one line and exit code 2."""
+    """Console-script entry point: user errors (ours and the argument parser's) become one line
+    on stderr and exit code 2, never a traceback or a box."""
     try:
-        app(args=argv, standalone_mode=True)
+        code = app(args=argv, prog_name="automl", standalone_mode=False)
     except UserError as exc:
         print(f"error: {exc}", file=sys.stderr)
         raise SystemExit(2) from None
+    except typer.TyperException as exc:  # the parser: unknown option, bad value, missing argument
+        if type(exc).__name__ == "NoArgsIsHelpError":  # plain `automl`: the help was printed
+            raise SystemExit(2) from None
+        print(f"error: {_usage_line(exc)}", file=sys.stderr)
+        raise SystemExit(2) from None
+    except typer.Abort:
+        print("aborted", file=sys.stderr)
+        raise SystemExit(130) from None
+    if isinstance(code, int) and code:
+        raise SystemExit(code)
+
+
+def _usage_line(exc: typer.TyperException) -> str:
+    """A parser error as one line: what is wrong, then what the command accepts."""
+    message = " ".join(exc.format_message().split()).rstrip(".")
+    ctx = getattr(exc, "ctx", None)
+    if ctx is None:
+        return message or "no command given; run automl --help"
+    command = ctx.command
+    if hasattr(command, "list_commands") and type(exc).__name__ == "UsageError":
+        return f"{message}; commands: {', '.join(command.list_commands(ctx))}"
+    usage = re.sub(r"\{(\w+)\}", lambda m: m.group(1).upper(), " ".join(ctx.get_usage().split()).removeprefix("Usage: "))
+    if type(exc).__name__ == "NoSuchOption":
+        options = sorted(o for p in command.params for o in p.opts if o.startswith("--"))
+        return f"{message}; {ctx.command_path} takes: {', '.join(options)}"
+    return f"{message} (usage: {usage}; see {ctx.command_path} --help)"
 
 
 if __name__ == "__main__":

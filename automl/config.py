@@ -133,9 +133,10 @@ class RunConfig:
         try:
             data = load_yaml(p.read_text()) or {}
         except yaml.YAMLError as exc:
-            line = getattr(getattr(exc, "problem_mark", None), "line", None)
-            where = f" (line {line + 1})" if line is not None else ""
-            raise SpecError(f"{p}: not valid YAML{where}") from None
+            mark = getattr(exc, "problem_mark", None)
+            where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+            why = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+            raise SpecError(f"{p}: not valid YAML{where}: {why}") from None
         return cls.from_mapping(data, source=str(p))
 
     def set(self, key: str, value: Any) -> None:
@@ -170,6 +171,8 @@ class RunConfig:
                     raise SpecError(f"{key}: expected an integer, got {value!r}") from None
             if key == "budget" and value < 1:
                 raise SpecError(f"budget: expected a positive integer, got {value}")
+            if key == "seed" and not 0 <= value < 2**32:
+                raise SpecError(f"seed: expected an integer from 0 to 2**32-1, got {value}")
         elif key == "mnas_reward":
             if value is not None:
                 parse_mnas(value)
@@ -213,7 +216,8 @@ class RunConfig:
                     component.options = dict(quick[comp])
             if not self.evaluators and quick.get("evaluators"):
                 self.evaluators = [Component.parse(dict(e), "evaluator") for e in quick["evaluators"]]
-            if "budget" not in self._given and "budget" in quick:
+            # The quick budget belongs to the quick controller settings: not used beside the user's own.
+            if "budget" not in self._given and "budget" in quick and "controller" not in skipped:
                 self.budget = int(quick["budget"])
         if not self.evaluators:
             defaults = getattr(_declared(self.space.name), "default_evaluators", ("train",)) or ("train",)

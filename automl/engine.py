@@ -221,11 +221,13 @@ class Engine:
         if state == "complete":
             self.store.complete(run.trial, metrics, values, violation, outcome.duration_s)  # type: ignore[arg-type]
         else:
-            self.store.fail(run.trial, error, outcome.duration_s, metrics, pruned=state == "pruned")
+            self.store.fail(run.trial, error, outcome.duration_s, metrics, pruned=state == "pruned",
+                            traceback=outcome.traceback)
             if state == "failed":
                 self.log(f"trial {outcome.number} failed: {error}")
         rec = TrialRecord(outcome.number, arch, key, state, metrics, values, violation, outcome.duration_s, error,
-                          run.arch_str, time.time_ns(), run.proposal.describe())
+                          run.arch_str, time.time_ns(), run.proposal.describe(),
+                          outcome.traceback if state != "complete" else "")
         self._remember(rec)
         result = rec.result(self.hidden)
         self.controller.tell(run.proposal, result)

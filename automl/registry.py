@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import importlib
 import inspect
+import types
+import typing
 from dataclasses import dataclass
 from importlib.metadata import entry_points
 from typing import Any, Literal
@@ -144,10 +146,55 @@ def create(kind: Kind, name: str, options: dict[str, Any] | None = None) -> Any:
         raise RegistryError(
             f"{kind} {name!r}: unknown option(s) {bad or sorted(options)}; accepted: {', '.join(accepted) or 'none'}"
         ) from None
+    _check_types(obj, options, f"{kind} {name!r}")
     try:
         return obj(**options)
     except (TypeError, ValueError) as exc:
         raise RegistryError(f"{kind} {name!r}: {exc}") from exc
+
+
+_SIMPLE = {int: "an integer", float: "a number", bool: "true or false", str: "a string"}
+
+
+def _accepts(hint: Any, value: Any) -> bool | None:
+    """Whether ``value`` fits a simple annotation (None: the annotation is not one we check)."""
+    origin = typing.get_origin(hint)
+    if origin in (typing.Union, types.UnionType):
+        answers = [_accepts(h, value) for h in typing.get_args(hint)]
+        return None if any(a is None for a in answers) else any(answers)
+    if origin is typing.Literal:
+        return value in typing.get_args(hint)
+    if hint is type(None):
+        return value is None
+    if hint is bool:
+        return isinstance(value, bool)
+    if hint is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    if hint is float:
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    if hint is str:
+        return isinstance(value, str)
+    return None
+
+
+def _expected(hint: Any) -> str:
+    if typing.get_origin(hint) is typing.Literal:
+        return "one of " + ", ".join(map(repr, typing.get_args(hint)))
+    parts = typing.get_args(hint) if typing.get_origin(hint) in (typing.Union, types.UnionType) else (hint,)
+    return " or ".join("null" if p is type(None) else _SIMPLE.get(p, _expected(p) if typing.get_args(p) else
+                                                                   getattr(p, "__name__", str(p))) for p in parts)
+
+
+def _check_types(obj: type, options: dict[str, Any], what: str) -> None:
+    """Refuse an option whose value does not fit the constructor's simple annotation (int,
+    float, bool, str, Literal, unions of them) in one line, before the constructor sees it."""
+    try:
+        hints = typing.get_type_hints(obj.__init__)
+    except Exception:  # noqa: BLE001 - unresolvable annotations: the constructor checks itself
+        return
+    for key, value in options.items():
+        if key in hints and _accepts(hints[key], value) is False:
+            raise RegistryError(f"{what}: option {key} expects {_expected(hints[key])}, got {value!r}")
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,7 @@ from pathlib import Path
 from automl.config import RunConfig
 from automl.pareto import best, front
 from automl.objectives import SpecError, parse_objective
-from automl.store import TrialRecord, TrialStore, default_storage
+from automl.store import StoreMissing, TrialRecord, TrialStore, default_storage
 from automl.types import Objective
 
 
@@ -45,10 +45,10 @@ def open_run(run_dir: str | Path, objectives: Sequence[str] | None = None) -> Ru
         raise ReportError(str(exc)) from None
     if not parsed:
         raise ReportError(f"{path}: the run declares no objectives; pass --objective METRIC:max|min")
-    try:
-        store = TrialStore(storage, study_name, parsed, create=False)
-    except Exception as exc:  # missing DB file, wrong study name
-        raise ReportError(f"cannot read the trials of {path}: {str(exc).splitlines()[0]}") from None
+    try:  # read-only: looking at a run never creates or changes its store
+        store = TrialStore.open_existing(storage, study_name, parsed, read_only=True)
+    except StoreMissing as exc:
+        raise ReportError(f"cannot read the trials of {path}: {exc}") from None
     return RunView(path, config, parsed, store.records())
 
 

@@ -34,9 +34,16 @@ from automl.config import RunConfig
 from automl.devices import check_device
 from automl.engine import Engine
 from automl.executors import ExecutorOptions, make_executor
-from automl.objectives import Constraint, SpecError, parse_constraint, parse_mnas, parse_objective
+from automl.lock import RunBusy, RunLock
+from automl.objectives import (
+    Constraint,
+    SpecError,
+    parse_constraint,
+    parse_mnas,
+    parse_objective,
+)
 from automl.pareto import best, front
-from automl.store import TrialRecord, TrialStore, default_storage
+from automl.store import StoreMissing, TrialRecord, TrialStore, default_storage
 from automl.trial import Bench, Workbench
 from automl.types import Objective, Task
 from controllers.base import Controller, PrepareContext
@@ -90,9 +97,12 @@ class Run:
         tensorboard: bool = True,
         evaluators: Sequence[Evaluator] | None = None,
         log: Callable[[str], None] | None = None,
+        join: bool = False,
     ) -> None:
         self.config = config
         self.resume = resume
+        self.join = join
+        self.role = "owner"  # or "joined": another process owns the run directory (automl.lock)
         self.write_files = write_files
         self.show_progress = progress
         self.tensorboard = tensorboard
@@ -194,12 +204,18 @@ class Run:
             if self.resume:
                 if not (path / "config.yaml").is_file():
                     raise RunSetupError(f"--resume {path}: no config.yaml there, so it is not a run directory")
+            elif _blocking_file(path) is not None:
+                raise RunSetupError(f"--run-dir {path}: {_blocking_file(path)} is a file, not a folder; give a new or "
+                                    "empty directory")
             elif path.exists() and any(path.iterdir()):
                 raise RunSetupError(
                     f"run directory {path} already holds files; continue it with --resume {path} or pick another --run-dir"
                 )
             return path.resolve()
         base = Path("runs") / f"{cfg.space.name}-{cfg.controller.name}".replace(":", "_").replace("/", "_")
+        if _blocking_file(base) is not None:
+            raise RunSetupError(f"the default run directory {base} cannot be made: {_blocking_file(base)} is a file; "
+                                "give --run-dir")
         path, n = base, 1
         while path.exists():
             n += 1
@@ -210,32 +226,54 @@ class Run:
     # -- files and store ------------------------------------------------------------------------
     def _open(self, storage: Any, tensorboard: bool) -> None:
         created = self.run_dir is not None and not self.run_dir.exists()
+        self.lock: RunLock | None = None
         try:
             self._open_files(storage, tensorboard)
         except Exception as exc:
             self.executor.close()
+            if self.lock is not None:
+                self.lock.release()
             if created and self.run_dir is not None:
                 shutil.rmtree(self.run_dir, ignore_errors=True)  # never leave a half-written run
+            if isinstance(exc, RunSetupError):
+                raise
             if isinstance(exc, (ValueError, ImportError, OSError)) or type(exc).__module__.startswith("sqlalchemy"):
                 raise RunSetupError(f"cannot open the trial store: {str(exc).splitlines()[0]}") from None
             raise
 
     def _open_files(self, storage: Any, tensorboard: bool) -> None:
         cfg = self.config
+        if storage is None:
+            storage = cfg.storage or (default_storage(str(self.run_dir)) if self.run_dir else None)
+        # Several processes may share a database store (--join beside a running search, Ray
+        # workers of a cluster); an in-memory store belongs to this process alone.
+        self.shared_store = storage is not None and not isinstance(storage, optuna.storages.InMemoryStorage)
+        study_name = cfg.study_name or (self.run_dir.name if self.run_dir else "automl")
+        if self.resume:  # checked before anything is written: a lost store is never started over
+            try:
+                self.store = TrialStore.open_existing(storage, study_name, self.objectives, pruner=_pruner(cfg.pruner))
+            except StoreMissing as exc:
+                raise RunSetupError(f"--resume {self.run_dir}: {exc}; its trials are lost and resuming would start "
+                                    "the run over; restore the store, or start a new run with another --run-dir") from None
+            done = len(self.store.records())
+            if cfg.budget < done:
+                raise RunSetupError(f"--budget {cfg.budget} is below the {done} trials this run already has; give a "
+                                    f"budget above {done} to extend it")
         if self.run_dir is not None:
             self.run_dir.mkdir(parents=True, exist_ok=True)
+            self.lock = RunLock(self.run_dir)
+            try:
+                self.role = self.lock.acquire(join=self.join, log=self.log)
+            except RunBusy as exc:
+                self.lock = None
+                raise RunSetupError(str(exc)) from None
             if not self.resume:
                 cfg.dump(self.run_dir / "config.yaml")
                 if self.dataset is not None:
                     record = {"summary": self.dataset.summary(), "split": self.dataset.split_record()}
                     (self.run_dir / "dataset.json").write_text(json.dumps(record) + "\n")
-        if storage is None:
-            storage = cfg.storage or (default_storage(str(self.run_dir)) if self.run_dir else None)
-        # Several processes may share a database store (resume beside a running search, Ray
-        # workers of a cluster); an in-memory store belongs to this process alone.
-        self.shared_store = storage is not None and not isinstance(storage, optuna.storages.InMemoryStorage)
-        study_name = cfg.study_name or (self.run_dir.name if self.run_dir else "automl")
-        self.store = TrialStore(storage, study_name, self.objectives, pruner=_pruner(cfg.pruner))
+        if not self.resume:
+            self.store = TrialStore(storage, study_name, self.objectives, pruner=_pruner(cfg.pruner))
         self.writer = None
         if tensorboard and self.run_dir is not None:
             from torch.utils.tensorboard import SummaryWriter
@@ -278,8 +316,13 @@ class Run:
         opts = self.executor_options
         progress: _Progress | None = None  # shown once prepare (which reports on its own) is done
 
+        kept = _FrontWeights(self.run_dir, self.objectives) if self.run_dir is not None and any(
+            getattr(e, "weights_on_front_only", False) for e in self.evaluators) else None
+
         def on_record(rec: TrialRecord, records: list[TrialRecord]) -> None:
             self._track(rec, records)
+            if kept is not None:
+                kept.add(rec)
             if progress:
                 progress.update(records)
 
@@ -306,6 +349,10 @@ class Run:
                 writer=self.writer, log=self.log, latency_lut=self.latency_lut, max_in_flight=opts.max_in_flight(),
                 draw=self._draw if self.run_dir is not None else None,
             ))
+            if self.lock is not None:
+                self.lock.share()  # set-up done: --join workers may come in
+            if kept is not None:
+                kept.start(records)
             if records:
                 diverged = engine.replay(records)
                 self.log(f"resumed {len(records)} trial(s)" + (f"; {diverged} replay step(s) diverged" if diverged else ""))
@@ -318,6 +365,8 @@ class Run:
         finally:
             engine.close()
             executor.close()
+            if self.lock is not None:
+                self.lock.release()  # the run directory is free once the search has returned
             bench.forget()
             if progress:
                 progress.stop()
@@ -349,6 +398,37 @@ class Run:
         self.executor.close()
         if self.writer is not None:
             self.writer.close()
+        if self.lock is not None:
+            self.lock.release()
+
+
+class _FrontWeights:
+    """Keeps ``trials/NNNNN/weights.pt`` of the trials on the Pareto front and removes the rest
+    (for evaluators with ``weights_on_front_only``). The front of all trials is the front of the
+    previous front plus the new trial, so each record costs O(front²)."""
+
+    def __init__(self, run_dir: Path, objectives: tuple[Objective, ...]) -> None:
+        self.run_dir, self.objectives = run_dir, objectives
+        self.front: list[TrialRecord] = []
+
+    def start(self, records: list[TrialRecord]) -> None:
+        self.front = front(records, self.objectives)
+
+    def add(self, rec: TrialRecord) -> None:
+        candidates = [*self.front, rec]
+        self.front = front(candidates, self.objectives)
+        kept = {r.number for r in self.front}
+        for r in candidates:
+            if r.number not in kept:
+                (self.run_dir / "trials" / f"{r.number:05d}" / "weights.pt").unlink(missing_ok=True)
+
+
+def _blocking_file(path: Path) -> Path | None:
+    """``path`` or its nearest existing ancestor when that is not a folder (a run cannot live there)."""
+    for p in (path, *path.parents):
+        if p.exists():
+            return None if p.is_dir() else p
+    return None
 
 
 def _portable(name: str) -> str:
@@ -372,7 +452,13 @@ class _Progress:
     """A rich progress bar: trials done / budget, best so far, elapsed."""
 
     def __init__(self, run: Run, budget: int, done: int) -> None:
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            TextColumn,
+            TimeElapsedColumn,
+        )
 
         self.objective = run.objectives[0]
         self.bar = Progress(

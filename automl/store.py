@@ -3,7 +3,8 @@
 Each evaluated architecture is one Optuna trial. Its user attributes hold what automl needs
 and what optuna-dashboard shows: ``arch`` (the JSON architecture), ``arch_key`` (canonical
 text), ``arch_str`` (the space's description), ``metrics`` (every metric, report-only ones
-included), ``violation`` (constraint excess, 0 = feasible), ``duration_s`` and ``error``.
+included), ``violation`` (constraint excess, 0 = feasible), ``duration_s``, ``error`` and, for a failure,
+``traceback`` (its last frames).
 Objective values are the trial's values, so Optuna's own tools read the front.
 
 Liveness and order, for crash recovery and several processes on one study:
@@ -30,13 +31,13 @@ import threading
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import optuna
 from optuna.trial import TrialState
 
-from automl.types import Objective, Result
-from automl.types import Arch, arch_key
+from automl.types import Arch, Objective, Result, arch_key
 
 
 @dataclass
@@ -55,6 +56,7 @@ class TrialRecord:
     arch_str: str = ""
     told: int = 0
     proposal: dict[str, Any] = field(default_factory=dict)
+    traceback: str = ""
 
     @property
     def feasible(self) -> bool:
@@ -73,10 +75,22 @@ class TrialRecord:
         )
 
 
-def default_storage(run_dir: str) -> str:
-    from pathlib import Path
+class StoreMissing(ValueError):
+    """The store of an existing run cannot be read: missing, empty, damaged or without the study."""
 
+
+def default_storage(run_dir: str) -> str:
     return f"sqlite:///{Path(run_dir).resolve() / 'study.db'}"
+
+
+def sqlite_path(storage: Any) -> Path | None:
+    """The database file of an ``sqlite:///PATH`` URL (None for other storages and in-memory)."""
+    if not isinstance(storage, str) or not storage.startswith("sqlite:///"):
+        return None
+    rest = storage.removeprefix("sqlite:///").split("?", 1)[0]
+    if rest in ("", ":memory:"):
+        return None
+    return Path(rest.removeprefix("file:"))
 
 
 class TrialStore:
@@ -102,6 +116,36 @@ class TrialStore:
             self.study = optuna.load_study(storage=storage, study_name=study_name, pruner=pruner)
         if create and self.study.user_attrs.get("objectives") is None:
             self.study.set_user_attr("objectives", [str(o) for o in objectives])
+
+    @classmethod
+    def open_existing(
+        cls,
+        storage: str,
+        study_name: str,
+        objectives: Sequence[Objective],
+        *,
+        read_only: bool = False,
+        pruner: optuna.pruners.BasePruner | None = None,
+    ) -> TrialStore:
+        """The store of a run that must already exist: nothing is created, and with
+        ``read_only`` (SQLite) nothing is written. A missing, empty or damaged SQLite file or a
+        study that is not there raises :class:`StoreMissing` with one line."""
+        path = sqlite_path(storage)
+        if path is not None:
+            if not path.is_file():
+                raise StoreMissing(f"{path} is missing")
+            with open(path, "rb") as fh:
+                header = fh.read(16)
+            if header != b"SQLite format 3\x00":
+                raise StoreMissing(f"{path} is {'empty' if not header else 'not an SQLite database (damaged?)'}")
+            if read_only:
+                storage = f"sqlite:///file:{path}?mode=ro&uri=true"
+        try:
+            return cls(storage, study_name, objectives, create=False, pruner=pruner)
+        except KeyError:
+            raise StoreMissing(f"the store {storage} holds no study {study_name!r}") from None
+        except Exception as exc:  # sqlalchemy / optuna: a damaged file, a schema of another version
+            raise StoreMissing(f"cannot read {path or storage}: {str(exc).splitlines()[0]}") from None
 
     # -- reading ------------------------------------------------------------------------------
     def records(self, order: str = "number") -> list[TrialRecord]:
@@ -205,7 +249,10 @@ class TrialStore:
         *,
         pruned: bool = False,
         interrupted: bool = False,
+        traceback: str = "",
     ) -> None:
+        if traceback:
+            trial.set_user_attr("traceback", traceback[-4000:])
         if metrics:
             trial.set_user_attr("metrics", {k: float(v) for k, v in metrics.items() if math.isfinite(float(v))})
         trial.set_user_attr("error", error)
@@ -234,6 +281,7 @@ def _record(t: optuna.trial.FrozenTrial) -> TrialRecord | None:
         arch_str=str(a.get("arch_str", "")),
         told=int(a.get("told", 0)),
         proposal=dict(a.get("proposal", {})),
+        traceback=str(a.get("traceback", "")),
     )
 
 

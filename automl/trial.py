@@ -8,7 +8,9 @@
 * :func:`run_trial`: builds the network, runs the evaluator chain and returns a
   :class:`TrialOutcome`. Failures are data: an exception, a non-finite loss, CUDA out of
   memory or a timeout makes a failed outcome with its reason (re-run up to ``retries`` times);
-  a pruner's stop makes a pruned one. Nothing but ``KeyboardInterrupt`` escapes.
+  a pruner's stop makes a pruned one; ``sys.exit`` inside an evaluator fails the trial too. Nothing
+  but ``KeyboardInterrupt`` escapes. A failure keeps its message and the last frames of its
+  traceback.
 
 The process that runs a trial resolves the workbench once (:class:`Bench`, cached per process),
 so datasets are loaded and evaluators set up once per worker, not once per trial.
@@ -19,6 +21,7 @@ from __future__ import annotations
 import math
 import threading
 import time
+import traceback
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -73,6 +76,7 @@ class TrialOutcome:
     error: str = ""
     duration_s: float = 0.0
     attempts: int = 1
+    traceback: str = ""  # the last frames of a failure's traceback (where in the evaluator it broke)
 
 
 class Bench:
@@ -161,6 +165,8 @@ def describe_error(exc: BaseException) -> str:
         return "CUDA out of memory: " + str(exc).splitlines()[0][:300]
     if isinstance(exc, TrialTimeout):
         return str(exc)
+    if isinstance(exc, SystemExit):
+        return f"SystemExit: the evaluator called sys.exit({exc.code!r})"
     text = str(exc).splitlines()[0] if str(exc) else ""
     return f"{type(exc).__name__}: {text}"
 
@@ -174,7 +180,7 @@ def run_trial(wb: Workbench, spec: TrialSpec, report: Reporter | None = None, be
         torch.set_num_threads(int(wb.threads))
     report = report or (lambda step, value: False)
     started = time.perf_counter()
-    error, metrics = "", {}
+    error, metrics, trace = "", {}, ""
     attempts = 0
     for attempts in range(1, wb.retries + 2):  # noqa: B007 - the count is returned
         try:
@@ -187,12 +193,19 @@ def run_trial(wb: Workbench, spec: TrialSpec, report: Reporter | None = None, be
             metrics = getattr(exc, "partial_metrics", {})
             return TrialOutcome(spec.number, "pruned", _finite(metrics), f"pruned: {exc}" if str(exc) else "pruned",
                                 time.perf_counter() - started, attempts)
-        except Exception as exc:  # an evaluator error is a failed trial, not a crashed search
+        except (Exception, SystemExit) as exc:  # an evaluator error is a failed trial, not a crashed search
             error, metrics = describe_error(exc), getattr(exc, "partial_metrics", {})
+            trace = last_frames(exc)
             if isinstance(exc, torch.cuda.OutOfMemoryError) and torch.cuda.is_available():
                 torch.cuda.empty_cache()
     suffix = f" (after {attempts} attempts)" if attempts > 1 else ""
-    return TrialOutcome(spec.number, "failed", _finite(metrics), error + suffix, time.perf_counter() - started, attempts)
+    return TrialOutcome(spec.number, "failed", _finite(metrics), error + suffix, time.perf_counter() - started,
+                        attempts, trace)
+
+
+def last_frames(exc: BaseException, frames: int = 6) -> str:
+    """The last ``frames`` frames of ``exc``'s traceback and its message (stored with the trial)."""
+    return "".join(traceback.format_exception(type(exc), exc, exc.__traceback__, limit=-frames)).rstrip()
 
 
 def _finite(metrics: Mapping[str, float]) -> dict[str, float]:

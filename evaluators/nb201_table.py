@@ -30,11 +30,14 @@ _REPO = Path(__file__).resolve().parents[1]
 
 
 def find_shared_file(filename: str, env: str) -> Path | None:
-    """Locate a file of the shared benchmark folder: ``$ENV``, ``../shared/benchmarks`` near the
-    repository or the working directory."""
+    """Locate a file of the shared benchmark folder: ``$ENV`` (which must then name a file),
+    else ``../shared/benchmarks`` near the repository or the working directory."""
     candidates = []
     if os.environ.get(env):
-        candidates.append(Path(os.environ[env]))
+        named = Path(os.environ[env])
+        if not named.is_file():
+            raise ValueError(f"{env}={named} names no file; point it at the table or unset it")
+        return named
     for base in (_REPO.parent, Path.cwd(), Path.cwd().parent):
         candidates.append(base / "shared" / "benchmarks" / filename)
     return next((p for p in candidates if p.is_file()), None)
@@ -65,6 +68,23 @@ def latency_column(device: str, columns: list[str]) -> str:
             return name
     devices = sorted(c.removesuffix("_latency_ms") for c in columns if c.endswith("_latency_ms"))
     raise ValueError(f"nb201-table: unknown latency_device {device!r}; known: {', '.join(devices)}")
+
+
+# The tasks the NAS-Bench-201 tables describe (by the prefix of their columns).
+TABLE_TASKS: dict[str, Task] = {
+    "cifar10": Task("classification", 3, (32, 32), 10),
+    "cifar100": Task("classification", 3, (32, 32), 100),
+    "imagenet16": Task("classification", 3, (16, 16), 120),
+}
+
+
+def _shape(task: Task) -> tuple[object, ...]:
+    return task.kind, task.in_channels, tuple(task.input_size), task.num_classes
+
+
+def _describe(task: Task) -> str:
+    h, w = task.input_size
+    return f"{task.kind}, {h}x{w}x{task.in_channels}, {task.num_classes} classes"
 
 
 class NB201TableEvaluator(Evaluator):
@@ -121,6 +141,16 @@ class NB201TableEvaluator(Evaluator):
     def setup(self, space: SearchSpace, task: Task) -> None:
         if not hasattr(space, "describe") or space.name != "nb201":
             raise ValueError(f"nb201-table evaluates the 'nb201' space only, not {space.name!r}")
+        described = TABLE_TASKS.get(self.table_dataset)
+        if described is not None and _shape(task) != _shape(described):
+            raise ValueError(
+                f"nb201-table holds {self.table_dataset} results ({_describe(described)}) but this run's data is "
+                f"{_describe(task)}; score it with --evaluator train (or search on {self.table_dataset} data)"
+            )
+
+    @property
+    def table_dataset(self) -> str:
+        return self.valid_column.split("_", 1)[0]
 
     def lookup(self, arch_str: str) -> dict[str, float]:
         row = self.rows.get(arch_str)

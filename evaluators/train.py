@@ -32,7 +32,7 @@ import math
 import time
 import warnings
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Literal
 
 import torch
 from torch import nn
@@ -52,7 +52,9 @@ class TrainEvaluator(Evaluator):
     ``nesterov``, ``weight_decay`` (5e-4 | 0.01), ``schedule`` cosine|constant,
     ``warmup_epochs`` 0, ``label_smoothing`` 0, ``grad_clip`` (max global norm, off),
     ``amp`` off|auto|bf16|fp16, ``channels_last``, ``select`` best|last, ``save_weights``
-    (``ctx.trial_dir / "weights.pt"``, a CPU ``state_dict``).
+    (``ctx.trial_dir / "weights.pt"``, a CPU ``state_dict``): ``front`` (default) keeps the
+    weights of the trials on the run's Pareto front (the run removes the others'), ``true``
+    every trial's, ``false`` none.
     """
 
     name = "train"
@@ -81,7 +83,7 @@ class TrainEvaluator(Evaluator):
         amp: str | bool = "off",
         channels_last: bool = False,
         select: str = "best",
-        save_weights: bool = False,
+        save_weights: bool | Literal["front"] = "front",
         **unknown: Any,
     ) -> None:
         if unknown:
@@ -107,7 +109,10 @@ class TrainEvaluator(Evaluator):
         self.amp = _choice("amp", amp, ("auto", "bf16", "fp16", "off"))
         self.channels_last = _bool("channels_last", channels_last)
         self.select = _choice("select", select, ("best", "last"))
-        self.save_weights = _bool("save_weights", save_weights)
+        if save_weights != "front":
+            save_weights = _bool("save_weights", save_weights)
+        self.save_weights = bool(save_weights)
+        self.weights_on_front_only = save_weights == "front"  # the run removes the others' weights
 
     def objective_for(self, task: Task) -> str | None:
         return f"{PRIMARY[task.kind]}:max" if task.kind in PRIMARY else None
@@ -254,6 +259,8 @@ class TrainEvaluator(Evaluator):
     def _save(self, ctx: EvalContext, state: dict[str, torch.Tensor]) -> None:
         folder = ctx.trial_dir
         if folder is None:
+            if self.weights_on_front_only:  # the default: nothing to keep without a run directory
+                return
             warnings.warn("train: save_weights=True but ctx has no run_dir; weights not saved", stacklevel=3)
             return
         torch.save(state, folder / "weights.pt")

@@ -69,6 +69,9 @@ class ExecutorOptions:
         if self.executor == "ray" and pruner != "none":
             raise ValueError(f"--pruner {pruner} works with the local executor; under --executor ray use "
                              "--scheduler asha to stop poor trials")
+        if pruner != "none" and objectives > 1:
+            raise ValueError(f"--pruner {pruner} stops trials by one intermediate value; give one --objective "
+                             f"(got {objectives}) or --pruner none")
         if self.scheduler == "asha" and objectives > 1:
             raise ValueError("--scheduler asha stops trials by one metric; give one --objective")
 

@@ -134,6 +134,7 @@ def build_dataset(
     targets: np.ndarray,
     *,
     class_names: Sequence[str] | None = None,
+    num_classes: int | None = None,
     ignore_index: int | None = None,
     seed: int = 0,
     val_fraction: float = 0.2,
@@ -154,7 +155,7 @@ def build_dataset(
             raise DatasetError(
                 f"{spec}: test images are {test[0].shape[1:]} but train images are {images.shape[1:]}"
             )
-    num_classes = _num_classes(spec, targets, class_names, ignore_index, test)
+    num_classes = _num_classes(spec, kind, targets, class_names, num_classes, ignore_index, test)
     names = tuple(class_names) if class_names is not None else tuple(str(i) for i in range(num_classes))
 
     pool = np.arange(len(images))
@@ -210,28 +211,48 @@ def _check_arrays(spec: str, kind: Kind, images: np.ndarray, targets: np.ndarray
 
 def _num_classes(
     spec: str,
+    kind: Kind,
     targets: np.ndarray,
     class_names: Sequence[str] | None,
+    num_classes: int | None,
     ignore_index: int | None,
     test: tuple[np.ndarray, np.ndarray] | None,
 ) -> int:
+    """The class count: ``num_classes`` or ``len(class_names)`` when given (every target must
+    then lie in 0..K-1 or be ``ignore_index``), else ``max + 1`` — for masks only when every id
+    0..max occurs, so stray mask values are an error rather than hundreds of empty classes."""
     values = np.unique(targets if test is None else np.concatenate([targets.ravel(), test[1].ravel()]))
     if ignore_index is not None:
         values = values[values != ignore_index]
+    what = "labels" if kind == "classification" else "mask values"
+    ignore = f"ignore_index={ignore_index}" if ignore_index is not None else "no ignore_index"
     if len(values) == 0:
         raise DatasetError(f"{spec}: every target equals ignore_index={ignore_index}")
     if values[0] < 0:
         raise DatasetError(f"{spec}: class ids must be >= 0 (or ignore_index), found {int(values[0])}")
-    num_classes = int(values[-1]) + 1
-    if class_names is not None:
-        if num_classes > len(class_names):
+    if num_classes is not None and class_names is not None and num_classes != len(class_names):
+        raise DatasetError(f"{spec}: num_classes={num_classes} but {len(class_names)} class names are given")
+    declared = num_classes if num_classes is not None else (len(class_names) if class_names is not None else None)
+    if declared is not None:
+        stray = values[values >= declared]
+        if len(stray):
+            shown = ", ".join(str(int(v)) for v in stray[:5]) + (" ..." if len(stray) > 5 else "")
+            raise DatasetError(f"{spec}: {what} {shown} lie outside the {declared} classes 0..{declared - 1} "
+                               f"(num_classes / class_names) and are not the ignore index ({ignore})")
+        count = int(declared)
+    else:
+        count = int(values[-1]) + 1
+        if kind == "segmentation" and len(values) < count:
+            missing = sorted(set(range(count)) - {int(v) for v in values})
+            shown = ", ".join(map(str, missing[:5])) + (" ..." if len(missing) > 5 else "")
             raise DatasetError(
-                f"{spec}: class id {num_classes - 1} has no name; {len(class_names)} class names given"
+                f"{spec}: mask values {', '.join(str(int(v)) for v in values[:8])}{' ...' if len(values) > 8 else ''} "
+                f"skip class ids {shown} ({ignore}); give num_classes (or class_names) with the data, and mark "
+                "void pixels with ignore_index"
             )
-        num_classes = len(class_names)
-    if num_classes < 2:
+    if count < 2:
         raise DatasetError(f"{spec}: needs at least 2 classes, found class ids {values.tolist()}")
-    return num_classes
+    return count
 
 
 def _split(

@@ -31,7 +31,8 @@ def read_digits() -> Arrays:
 def read_npz(spec: str, path: Path, kind: str | None) -> Arrays:
     """``images`` [N,H,W] / [N,H,W,C] uint8 with ``labels`` [N] or ``masks`` [N,H,W].
 
-    Optional keys: ``ignore_index`` (scalar), ``class_names`` (strings). When both ``labels``
+    Optional keys: ``ignore_index`` (scalar), ``class_names`` (strings), ``num_classes``
+    (scalar; targets outside 0..num_classes-1 other than ``ignore_index`` are an error). When both ``labels``
     and ``masks`` are present the task kind decides which is used.
     """
     _need_file(spec, path)
@@ -61,6 +62,13 @@ def read_npz(spec: str, path: Path, kind: str | None) -> Arrays:
         extras["ignore_index"] = int(ignore.reshape(()))
     if "class_names" in arrays:
         extras["class_names"] = [str(n) for n in arrays["class_names"].reshape(-1)]
+    if "num_classes" in arrays:
+        count = arrays["num_classes"]
+        if count.size != 1 or not np.issubdtype(count.dtype, np.integer) or int(count.reshape(())) < 2:
+            raise DatasetError(f"{spec}: num_classes must be one integer >= 2, got {count.dtype} {count.reshape(-1)[:3].tolist()}")
+        extras["num_classes"] = int(count.reshape(()))
+    if images.size == 0:
+        raise DatasetError(f"{spec}: 'images' holds no samples (shape {list(arrays['images'].shape)})")
     return images, arrays[key], extras
 
 
@@ -83,7 +91,8 @@ def read_image_folder(spec: str, root: Path, image_size: tuple[int, int] | None)
 
 
 def read_seg_folder(spec: str, root: Path, image_size: tuple[int, int] | None) -> Arrays:
-    """``ROOT/images/<name>.*`` with ``ROOT/masks/<name>.png`` of class ids; 255 is ignored (VOC)."""
+    """``ROOT/images/<name>.*`` with ``ROOT/masks/<name>.png`` of class ids; 255 is ignored (VOC).
+    An optional ``ROOT/classes.txt`` (one class name per line) fixes the class count."""
     _need_dir(spec, root)
     for sub in ("images", "masks"):
         if not (root / sub).is_dir():
@@ -100,7 +109,10 @@ def read_seg_folder(spec: str, root: Path, image_size: tuple[int, int] | None) -
     mask_hw = masks.shape[1:3]
     if mask_hw != images.shape[1:3]:
         raise DatasetError(f"{spec}: masks are {list(mask_hw)} but images are {list(images.shape[1:3])}")
-    return images, masks[..., 0].astype(np.int64), {"ignore_index": 255}
+    extras: dict[str, Any] = {"ignore_index": 255}
+    if (root / "classes.txt").is_file():
+        extras["class_names"] = [n.strip() for n in (root / "classes.txt").read_text().splitlines() if n.strip()]
+    return images, masks[..., 0].astype(np.int64), extras
 
 
 CIFAR10_NAMES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")

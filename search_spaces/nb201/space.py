@@ -30,6 +30,16 @@ class NB201Space(SearchSpace):
     offers: ClassVar[frozenset[str]] = frozenset({"decisions", "graph", "lut", "supernet"})
     default_task: ClassVar[Task] = Task("classification", 3, (32, 32), 10)
     default_evaluators: ClassVar[tuple[Any, ...]] = ("nb201-table",)
+    # A supernet search needs data (digits by default, not the table's CIFAR-10), so the derived
+    # cell is trained and measured on that data; with --dataset cifar10:PATH pass
+    # --evaluator nb201-table to look it up instead.
+    quick_settings: ClassVar[Mapping[str, Mapping[str, Any]]] = {
+        "darts": {
+            "controller": {"epochs": 3, "batch_size": 32},
+            "evaluators": [{"name": "train", "epochs": 2}, {"name": "cost"}],
+            "budget": 1,
+        },
+    }
 
     def __init__(self, channels: int = 16, cells_per_stage: int = 5) -> None:
         super().__init__()
