@@ -286,6 +286,7 @@ def export(
     out: Annotated[Path | None, typer.Option(help="output folder (default RUN_DIR/export/trial-N)")] = None,
     train_epochs: Annotated[int | None, typer.Option(help="retrain for N epochs instead of loading saved weights")] = None,
     device: Annotated[str, typer.Option(help="device for retraining")] = "cpu",
+    dataset: Annotated[str | None, typer.Option(help="with --train-epochs: train on this data (default: the run's)")] = None,
 ) -> None:
     """Export a trial's network as TorchScript / ONNX / torch.export artefacts + model_card.json."""
     from automl.devices import check_device
@@ -302,7 +303,8 @@ def export(
     console = _console()
     try:
         result = export_run(run_dir, out, trial=trial, objective=objective, formats=formats,
-                            train_epochs=train_epochs, device=device, log=lambda m: console.print(f"[dim]{m}[/dim]"))
+                            train_epochs=train_epochs, device=device, log=lambda m: console.print(f"[dim]{m}[/dim]"),
+                            dataset_spec=dataset)
     except (ExportError, SpecError) as exc:
         _fail(str(exc))
     except Exception as exc:  # an exporter failure: say which and why, in one line

@@ -136,6 +136,9 @@ class RunConfig:
             mark = getattr(exc, "problem_mark", None)
             where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
             why = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+            context, start = getattr(exc, "context", None), getattr(exc, "context_mark", None)
+            if context and start is not None:
+                why += f" ({context} that starts at line {start.line + 1})"
             raise SpecError(f"{p}: not valid YAML{where}: {why}") from None
         return cls.from_mapping(data, source=str(p))
 

@@ -72,14 +72,14 @@ def _select(view: RunView, trial: str, objective: str | None) -> TrialRecord:
     return rec
 
 
-def _dataset(view: RunView, space: Any) -> Any:
-    if not view.config.dataset and space.default_task.kind not in ("classification", "segmentation"):
+def _dataset(view: RunView, space: Any, spec: str | None = None) -> Any:
+    """The run's dataset, or ``spec`` (``--dataset``, for retraining a trial of a run that had none)."""
+    spec = spec or view.config.dataset
+    if not spec:
         return None
     from evaluators.data import load_dataset
 
-    if not view.config.dataset:
-        return None
-    return load_dataset(view.config.dataset, task_kind=space.default_task.kind, seed=view.config.seed)
+    return load_dataset(spec, task_kind=space.default_task.kind, seed=view.config.seed)
 
 
 def _weights(view: RunView, rec: TrialRecord, model: nn.Module, dataset: Any, space: Any, task: Task,
@@ -89,12 +89,11 @@ def _weights(view: RunView, rec: TrialRecord, model: nn.Module, dataset: Any, sp
         model.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
         return str(path)
     if train_epochs is None:
-        raise ExportError(
-            f"trial {rec.number} has no saved weights ({path} missing; the train evaluator saves them with "
-            "save_weights: true); pass --train-epochs N to retrain it on the run's dataset"
-        )
+        how = ("pass --train-epochs N to retrain it on the run's dataset" if dataset is not None else
+               "the run trained nothing (no dataset); pass --train-epochs N --dataset SPEC to train it for export")
+        raise ExportError(f"trial {rec.number} has no saved weights ({path} missing); {how}")
     if dataset is None:
-        raise ExportError("--train-epochs needs the run's dataset, but the run has none (no --dataset)")
+        raise ExportError("--train-epochs needs data and the run has none; add --dataset SPEC (e.g. digits)")
     from evaluators.base import EvalContext
     from evaluators.train import TrainEvaluator
 
@@ -183,6 +182,7 @@ def export_run(
     train_epochs: int | None = None,
     device: str = "cpu",
     log: Callable[[str], None] = lambda m: None,
+    dataset_spec: str | None = None,
 ) -> ExportResult:
     bad = [f for f in formats if f not in FORMATS]
     if bad or not formats:
@@ -199,7 +199,12 @@ def export_run(
         raise ExportError(str(exc)) from None
     if "build" not in dir(space):
         raise ExportError(f"space {cfg.space.name!r} cannot build networks")
-    dataset = _dataset(view, space)
+    if dataset_spec is not None and train_epochs is None:
+        raise ExportError("--dataset is for retraining: give it with --train-epochs N")
+    try:
+        dataset = _dataset(view, space, dataset_spec)
+    except ValueError as exc:
+        raise ExportError(str(exc)) from None
     task = dataset.task if dataset is not None else space.default_task
     model = space.build(rec.arch, task)
     out = Path(out_dir) if out_dir is not None else view.run_dir / "export" / f"trial-{rec.number}"

@@ -29,9 +29,10 @@ from __future__ import annotations
 import contextlib
 import inspect
 import math
+import os
 import time
 import warnings
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from typing import Any, Literal
 
 import torch
@@ -54,7 +55,9 @@ class TrainEvaluator(Evaluator):
     ``amp`` off|auto|bf16|fp16, ``channels_last``, ``select`` best|last, ``save_weights``
     (``ctx.trial_dir / "weights.pt"``, a CPU ``state_dict``): ``front`` (default) keeps the
     weights of the trials on the run's Pareto front (the run removes the others'), ``true``
-    every trial's, ``false`` none.
+    every trial's, ``false`` none; ``deterministic`` (PyTorch's reproducibility settings on
+    CUDA: deterministic algorithms, cuDNN deterministic, no cuDNN benchmark,
+    ``CUBLAS_WORKSPACE_CONFIG``; the CPU is reproducible from the seed without it).
     """
 
     name = "train"
@@ -84,6 +87,7 @@ class TrainEvaluator(Evaluator):
         channels_last: bool = False,
         select: str = "best",
         save_weights: bool | Literal["front"] = "front",
+        deterministic: bool = False,
         **unknown: Any,
     ) -> None:
         if unknown:
@@ -113,6 +117,9 @@ class TrainEvaluator(Evaluator):
             save_weights = _bool("save_weights", save_weights)
         self.save_weights = bool(save_weights)
         self.weights_on_front_only = save_weights == "front"  # the run removes the others' weights
+        self.deterministic = _bool("deterministic", deterministic)
+        if self.deterministic:  # cuBLAS reads it when CUDA starts: set before the first trial
+            os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
 
     def objective_for(self, task: Task) -> str | None:
         return f"{PRIMARY[task.kind]}:max" if task.kind in PRIMARY else None
@@ -132,7 +139,8 @@ class TrainEvaluator(Evaluator):
         device = torch.device(ctx.device)
         started = time.perf_counter()
         fork = [device] if device.type == "cuda" else []
-        with torch.random.fork_rng(devices=fork, device_type=device.type if fork else "cuda"):
+        with torch.random.fork_rng(devices=fork, device_type=device.type if fork else "cuda"), \
+                deterministic_kernels(self.deterministic):
             torch.manual_seed(ctx.seed)
             metrics = self._fit(model, data, ctx, device)
         metrics["train_seconds"] = time.perf_counter() - started
@@ -386,6 +394,25 @@ def _choice(name: str, value: Any, choices: tuple[str, ...]) -> str:
     if value not in choices:
         raise ValueError(f"train: {name} must be one of {', '.join(choices)}, got {value!r}")
     return value
+
+
+@contextlib.contextmanager
+def deterministic_kernels(enabled: bool) -> Iterator[None]:
+    """PyTorch's reproducibility settings for one trial, restored after it: deterministic
+    algorithms (ops without a deterministic kernel warn), cuDNN deterministic and not
+    benchmarking. On the CPU training is already reproducible from the seed."""
+    if not enabled:
+        yield
+        return
+    saved = (torch.are_deterministic_algorithms_enabled(), torch.is_deterministic_algorithms_warn_only_enabled(),
+             torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark)
+    torch.use_deterministic_algorithms(True, warn_only=True)
+    torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark = True, False
+    try:
+        yield
+    finally:
+        torch.use_deterministic_algorithms(saved[0], warn_only=saved[1])
+        torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark = saved[2], saved[3]
 
 
 def _bool(name: str, value: Any) -> bool:

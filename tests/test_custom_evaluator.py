@@ -59,3 +59,51 @@ def test_unimportable_user_evaluator_is_one_line(capsys, tmp_path):
     err = capsys.readouterr().err
     assert "cannot import" in err and "no such file" in err and len(err.strip().splitlines()) == 1
     assert not (tmp_path / "r").exists()
+
+
+def test_sys_exit_in_an_evaluator_fails_the_trial_keeps_its_traceback_and_the_run_exits_1(capsys, tmp_path):
+    from tests.helpers import run_cli
+
+    plugin = tmp_path / "quits.py"
+    plugin.write_text(
+        "import sys\n"
+        "def helper(arch):\n"
+        "    sys.exit(3)\n"
+        "def quits(arch, model, ctx):\n"
+        "    helper(arch)\n"
+    )
+    run_dir = tmp_path / "run"
+    code, out, err = run_cli(capsys, "search", "--space", "nb201", "--controller", "random", "--evaluator",
+                             f"{plugin}:quits", "--objective", "score:max", "--budget", "3", "--run-dir", str(run_dir),
+                             "--no-progress", "--set", "space.channels=2", "--set", "space.cells_per_stage=1")
+    assert code == 1  # no trial succeeded: not a success, and not a usage error either
+    assert err.strip().splitlines() == [err.strip()] and "no trial succeeded (3 failed or pruned)" in err
+    assert "SystemExit: the evaluator called sys.exit(3)" in err
+    records = open_run(run_dir).records
+    assert [r.state for r in records] == ["failed"] * 3  # none left RUNNING
+    trace = records[0].traceback
+    assert "quits.py" in trace and "in helper" in trace and "sys.exit(3)" in trace
+    code, out, _ = run_cli(capsys, "show", str(run_dir), "--trial", "0")
+    assert code == 0 and "in helper" in out and "SystemExit" in out
+
+
+def test_a_hung_evaluator_is_stopped_by_the_trial_timeout(capsys, tmp_path):
+    from tests.helpers import run_cli
+
+    plugin = tmp_path / "hangs.py"
+    plugin.write_text(
+        "import time\n"
+        "def hangs(arch, model, ctx):\n"
+        "    if arch['op_e01'] == 'none':\n"
+        "        time.sleep(60)\n"
+        "    return {'score': 1.0}\n"
+    )
+    code, out, err = run_cli(capsys, "search", "--space", "nb201", "--controller", "random", "--evaluator",
+                             f"{plugin}:hangs", "--objective", "score:max", "--budget", "10", "--seed", "3",
+                             "--trial-timeout", "0.5", "--run-dir", str(tmp_path / "run"), "--no-progress",
+                             "--set", "space.channels=2", "--set", "space.cells_per_stage=1")
+    assert code == 0, err
+    records = open_run(tmp_path / "run").records
+    timed_out = [r for r in records if r.state == "failed"]
+    assert timed_out and all("timed out" in r.error or "0.5" in r.error for r in timed_out)
+    assert all(r.duration_s < 5 for r in records)

@@ -99,3 +99,27 @@ def test_export_errors(capsys, trained_run, tmp_path):
         assert "retrained" in text and (tmp_path / "c" / "model.pt2").is_file()
     finally:
         (trained_run / "w.bak").rename(trained_run / "trials" / "00000" / "weights.pt")
+
+
+def test_a_training_search_keeps_the_weights_of_its_front_and_exports_without_flags(capsys, tmp_path):
+    """save_weights defaults to 'front': every trial on the Pareto front has weights.pt, no other does."""
+    from automl.report import open_run
+
+    run_dir = tmp_path / "run"
+    code, out, err = run_cli(capsys, "search", "--space", "nb201", "--controller", "random", "--dataset", "digits",
+                             "--evaluator", "train", "--evaluator", "cost", "--objective", "val_acc:max",
+                             "--objective", "params_M:min", "--set", "space.channels=4", "--set",
+                             "space.cells_per_stage=1", "--set", "train.batch_size=128", "--budget", "6",
+                             "--run-dir", str(run_dir), "--no-progress")
+    assert code == 0, err
+    assert f"run directory: {run_dir} (new)" in out and f"export: automl export {run_dir}\n" in out
+    view = open_run(run_dir)
+    front = {r.number for r in view.front()}
+    saved = {int(p.parent.name) for p in run_dir.glob("trials/*/weights.pt")}
+    assert front and saved == front and len(view.records) == 6 > len(front)
+    code, out, err = run_cli(capsys, "export", str(run_dir), "--format", "torchscript", "--out", str(tmp_path / "x"))
+    assert code == 0, err
+    assert "weights: " + str(run_dir) in out.replace("\n", "")
+
+    code, out, err = run_cli(capsys, "show", str(run_dir), "--top", "2")
+    assert code == 0 and "the best 2 of 6 trials (--top 0 lists all)" in out
