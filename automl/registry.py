@@ -35,6 +35,7 @@ BUILTIN: dict[str, dict[str, str]] = {
         "tpe": "controllers.optuna_sampler:TPEController",
         "nsga2": "controllers.optuna_sampler:NSGA2Controller",
         "darts": "controllers.oneshot.darts:DartsController",
+        "rl": "controllers.rl.controller:RLController",
     },
     "evaluator": {
         "nb201-table": "evaluators.nb201_table:NB201TableEvaluator",

@@ -40,16 +40,25 @@ def arch_from_key(key: str) -> dict[str, Any]:
 
 @dataclass(frozen=True)
 class Decision:
-    """One named categorical choice of a space."""
+    """One named categorical choice of a space.
+
+    ``anchor = (i, j)`` marks a yes/no choice ``choices = (no, yes)`` of an *anchor set*: whether
+    layer ``i`` takes the output of an earlier layer ``j < i`` as an input (Zoph & Le's skip
+    connections). Controllers that know anchor sets (``rl``) sample them with attention between
+    the layers' states; every other controller sees an ordinary two-way choice.
+    """
 
     name: str
     choices: tuple[Choice, ...]
+    anchor: tuple[int, int] | None = None
 
     def __post_init__(self) -> None:
         if len(self.choices) < 1:
             raise ValueError(f"decision {self.name!r} has no choices")
         if len(set(self.choices)) != len(self.choices):
             raise ValueError(f"decision {self.name!r} has repeated choices: {self.choices}")
+        if self.anchor is not None and (len(self.choices) != 2 or not 0 <= self.anchor[1] < self.anchor[0]):
+            raise ValueError(f"decision {self.name!r}: an anchor (i, j) needs j < i and two choices (no, yes)")
 
 
 @dataclass(frozen=True)

@@ -26,6 +26,7 @@ import json
 import logging
 import os
 import shutil
+import sys
 import tempfile
 from collections.abc import Callable
 from typing import Any
@@ -58,15 +59,25 @@ def _trainable(config: dict[str, Any], workbench: Workbench) -> None:
     """One Tune trial: run the spec in ``config`` and report its outcome as the final result."""
     from ray import tune
 
+    from evaluators.base import TrialPruned
+
     spec = TrialSpec(**config["spec"])
     asha = bool(config.get("report"))
+    stopped = False
 
     def report(step: int, value: float) -> bool:
+        nonlocal stopped
         if asha:
-            tune.report({VALUE: float(value), STEP: int(step)})
+            try:
+                tune.report({VALUE: float(value), STEP: int(step)})
+            except SystemExit:  # Tune stops a trial (ASHA) with sys.exit(0) inside report
+                stopped = True
+                raise TrialPruned(f"stopped by ASHA after step {step}") from None
         return False  # ASHA stops the trial itself
 
     outcome = run_trial(workbench, spec, report)
+    if stopped:  # Tune already ended this trial; it records the pruned result itself
+        sys.exit(0)
     tune.report({VALUE: 0.0, OUTCOME: json.dumps(dataclasses.asdict(outcome))})
 
 
