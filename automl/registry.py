@@ -28,6 +28,7 @@ BUILTIN: dict[str, dict[str, str]] = {
         "seg-unet": "search_spaces.seg_unet:SegUNetSpace",
         "darts": "search_spaces.darts:DartsSpace",
         "seg-hierarchical": "search_spaces.seg_hierarchical:SegHierarchicalSpace",
+        "macro": "search_spaces.macro:MacroSpace",
     },
     "controller": {
         "random": "controllers.random_search:RandomSearch",

@@ -1,7 +1,7 @@
 """NAS-Bench-201 protocol benchmark of black-box controllers.
 
     python -m benchmarks.nb201 --table PATH --dataset cifar10 --queries 100 --seeds 100 \
-        --controllers random,evolution,tpe --json OUT.json
+        --controllers random,evolution,tpe,rl --json OUT.json [--set rl.batch=4]
 
 Each run (seed 0..N-1) lets a controller query ``--queries`` distinct architectures through the
 same :class:`automl.run.Run` loop as ``automl search`` (in-memory Optuna storage, no files),
@@ -25,7 +25,7 @@ from pathlib import Path
 
 import optuna
 
-from automl.config import Component, RunConfig
+from automl.config import Component, RunConfig, load_yaml
 from automl.run import Run
 from evaluators.nb201_table import NB201TableEvaluator, find_shared_file
 
@@ -70,7 +70,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--executor", choices=("local", "ray"), default="local")
     parser.add_argument("--workers", type=int, default=4, help="trials in flight under --executor ray")
     parser.add_argument("--trial-cpus", type=float, default=0.5, help="CPUs per trial under --executor ray")
+    parser.add_argument("--set", dest="sets", action="append", default=[],
+                        help="a controller option, CONTROLLER.KEY=VALUE (VALUE read as YAML), e.g. rl.batch=4")
     args = parser.parse_args(argv)
+    options: dict[str, dict] = {}
+    for item in args.sets:
+        target, sep, value = item.partition("=")
+        name, dot, key = target.partition(".")
+        if not sep or not dot or not key:
+            print(f"error: --set {item!r}: expected CONTROLLER.KEY=VALUE", file=sys.stderr)
+            return 2
+        options.setdefault(name, {})[key] = load_yaml(value)
 
     table = args.table or find_shared_file("nb201_cifar10.csv", "AUTOML_NB201_TABLE")
     if table is None or not Path(table).is_file():
@@ -99,7 +109,7 @@ def main(argv: list[str] | None = None) -> int:
           f"best by {evaluator.valid_column}, reporting {evaluator.test_column}")
     print(f"{'controller':<12} {'mean':>8} {'std':>7} {'runs':>5} {'seconds':>9}")
     for name in [c.strip() for c in args.controllers.split(",") if c.strip()]:
-        finals, seconds = run_controller(name, evaluator, args.queries, args.seeds, executor=executor)
+        finals, seconds = run_controller(name, evaluator, args.queries, args.seeds, options.get(name), executor=executor)
         row = {
             "mean": statistics.fmean(finals),
             "std": statistics.pstdev(finals) if len(finals) > 1 else 0.0,

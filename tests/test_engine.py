@@ -126,7 +126,7 @@ def _run_with(tmp_path, executor, *, name, controller, budget=30, resume=False):
     return run
 
 
-@pytest.mark.parametrize("controller", ["evolution", "tpe"])
+@pytest.mark.parametrize("controller", ["evolution", "tpe", "rl"])
 def test_trials_in_flight_at_an_interrupt_run_first_on_resume(tmp_path, controller):
     with pytest.raises(KeyboardInterrupt):
         _run_with(tmp_path, Shuffled(4, seed=1, stop_after=13), name="b", controller=controller).execute()

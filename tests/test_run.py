@@ -116,7 +116,7 @@ def test_constraints_mark_infeasible_trials_and_keep_them_off_the_front(tmp_path
 
 def test_incompatible_controller_is_refused_naming_choices(tmp_path):
     with pytest.raises(RunSetupError, match="requires \\['neighbors'\\].*controllers for this space: random, evolution, "
-                                            "tpe, nsga2, darts; spaces for this controller: none"):
+                                            "tpe, nsga2, darts, rl; spaces for this controller: none"):
         make(tmp_path, controller="tests.test_run:NeedsMorphisms")
     assert not (tmp_path / "run").exists()
 
@@ -132,7 +132,7 @@ def test_existing_run_dir_is_not_overwritten(tmp_path):
         make(tmp_path, budget=3)
 
 
-@pytest.mark.parametrize("controller", ["evolution", "tpe", "random"])
+@pytest.mark.parametrize("controller", ["evolution", "tpe", "random", "rl"])
 def test_resume_after_interrupt_equals_an_uninterrupted_run(tmp_path, controller):
     full = make(tmp_path / "a", controller=controller, budget=30).execute()
 

@@ -1,8 +1,9 @@
 """A space's decisions as the token sequence an RNN controller emits.
 
-Every ordinary decision is one token of a *token type*: decisions with the same choices share a
-type (one softmax and one embedding per type, as Zoph & Le share the filter-height head across
-layers), or each decision has its own with ``share_heads=False``. Consecutive anchor decisions
+Every ordinary decision is one token of a *token type*: decisions with the same choices and
+the same last name part (``L3.fh`` and ``L5.fh``: ``fh``; names without a dot: the choices
+alone) share a type — one softmax and one embedding per type, as Zoph & Le have one head per
+token kind across layers — or each decision has its own with ``share_heads=False``. Consecutive anchor decisions
 of one layer ``i`` (:attr:`automl.types.Decision.anchor`) form one *anchor step*: the controller
 takes a step at layer ``i``'s anchor point and draws one Bernoulli per earlier layer ``j``.
 """
@@ -55,7 +56,7 @@ class TokenPlan:
                 else:
                     steps.append(AnchorStep(target, (source,), (i,)))
                 continue
-            key = d.choices if share_heads else i
+            key = (d.name.rsplit(".", 1)[-1] if "." in d.name else "", d.choices) if share_heads else i
             if key not in heads:
                 heads[key] = len(self.head_sizes)
                 self.head_sizes.append(len(d.choices))
