@@ -85,7 +85,7 @@ def test_a_constant_reward_leaves_the_policy_near_uniform():
     before = first_op_probabilities(c)
     teach(c, lambda a: 0.7, 150)
     p = first_op_probabilities(c)
-    assert float(p.max() - p.min()) < 0.05  # near uniform (the U(-0.08, 0.08) start)
+    assert float(p.max() - p.min()) < 0.1  # near uniform: the U(-0.08, 0.08) start (x2.5 by the tanh constant)
     assert torch.allclose(p, before, atol=1e-6)  # the baseline equals the reward: no gradient at all
 
 
