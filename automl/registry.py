@@ -29,6 +29,7 @@ BUILTIN: dict[str, dict[str, str]] = {
         "darts": "search_spaces.darts:DartsSpace",
         "seg-hierarchical": "search_spaces.seg_hierarchical:SegHierarchicalSpace",
         "macro": "search_spaces.macro:MacroSpace",
+        "nasnet": "search_spaces.nasnet:NasnetSpace",
     },
     "controller": {
         "random": "controllers.random_search:RandomSearch",

@@ -55,12 +55,13 @@ def completed(run: Path) -> int:
         return 0
 
 
-def test_kill_9_of_a_black_box_search_then_resume_loses_and_repeats_nothing(tmp_path):
+@pytest.mark.parametrize("controller", ["evolution", "rl"])  # rl: the resumed policy is the one killed
+def test_kill_9_of_a_black_box_search_then_resume_loses_and_repeats_nothing(tmp_path, controller):
     full = tmp_path / "full"
-    finish(cli("--space", "nb201", "--controller", "evolution", *SLOW_SCORE, "--budget", "16", "--run-dir", str(full)))
+    finish(cli("--space", "nb201", "--controller", controller, *SLOW_SCORE, "--budget", "16", "--run-dir", str(full)))
 
     run = tmp_path / "killed"
-    proc = cli("--space", "nb201", "--controller", "evolution", *SLOW_SCORE, "--budget", "16", "--run-dir", str(run))
+    proc = cli("--space", "nb201", "--controller", controller, *SLOW_SCORE, "--budget", "16", "--run-dir", str(run))
     wait_until(lambda: completed(run) >= 6, 120)
     proc.send_signal(signal.SIGKILL)
     proc.wait(30)

@@ -4,7 +4,8 @@ Stem conv 3x3 to ``3C`` + BN; ``layers`` cells with reductions (stride 2, ``C`` 
 ``layers//3`` and ``2*layers//3``; global average pooling; linear classifier. A cell
 preprocesses H(l-2) (FactorizedReduce after a reduction cell, else 1x1 ReLU-Conv-BN) and H(l-1)
 to ``C`` channels, runs two ops per node (stride 2 on the cell inputs in a reduction cell) and
-concatenates its output states. A reduction cell that outputs one of its inputs (TF NASNet
+concatenates its output states (a node adds its two op outputs, or with NASNet's ``concat``
+combine concatenates them and maps them back to ``C`` with a 1x1 conv). A reduction cell that outputs one of its inputs (TF NASNet
 does so) factorised-reduces it first, as TF ``_combine_unused_states`` does.
 
 ``drop_path_prob`` (a plain attribute the trainer may ramp, DARTS: ``p · epoch / epochs``)
@@ -46,6 +47,7 @@ class Cell(nn.Module):
         c: int,
         reduction: bool,
         reduction_prev: bool,
+        combine: Sequence[str] | None = None,
     ) -> None:
         super().__init__()
         self.reduction = reduction
@@ -59,18 +61,21 @@ class Cell(nn.Module):
             {str(i): FactorizedReduce(c, c) for i in self.concat if reduction and i < 2}
         )
         self.multiplier = len(self.concat)
+        # NASNet's combine: "add" (DARTS, NASNet-A) or "concat", then a 1x1 back to c channels.
+        self.combine = list(combine) if combine is not None else ["add"] * (len(pairs) // 2)
+        self.fuse = nn.ModuleDict({str(n): ReLUConvBN(2 * c, c, 1) for n, how in enumerate(self.combine)
+                                   if how == "concat"})
 
     def forward(self, s0: torch.Tensor, s1: torch.Tensor, drop_prob: float = 0.0) -> torch.Tensor:
         states = [self.preprocess0(s0), self.preprocess1(s1)]
         for n in range(len(self.ops) // 2):
-            h: torch.Tensor | None = None
+            ys = []
             for k in (2 * n, 2 * n + 1):
                 y = self.ops[k](states[self.indices[k]])
                 if self.training and drop_prob > 0 and self.droppable[k]:
                     y = drop_path(y, drop_prob)
-                h = y if h is None else h + y
-            assert h is not None
-            states.append(h)
+                ys.append(y)
+            states.append(self.fuse[str(n)](torch.cat(ys, dim=1)) if str(n) in self.fuse else ys[0] + ys[1])
         outs = [self.reduce_inputs[str(i)](states[i]) if str(i) in self.reduce_inputs else states[i] for i in self.concat]
         return torch.cat(outs, dim=1)
 
@@ -109,6 +114,7 @@ class DartsNetwork(nn.Module):
         auxiliary: bool = False,
         drop_path_prob: float = 0.0,
         stem_multiplier: int = 3,
+        combine: dict[str, Sequence[str]] | None = None,
     ) -> None:
         super().__init__()
         self.drop_path_prob = float(drop_path_prob)
@@ -122,8 +128,9 @@ class DartsNetwork(nn.Module):
         for i in range(layers):
             reduction = i in (layers // 3, 2 * layers // 3)
             c = c * 2 if reduction else c
-            pairs, concat = genotype.cell("reduce" if reduction else "normal")
-            cell = Cell(pairs, concat, c_pp, c_p, c, reduction, reduction_prev)
+            kind = "reduce" if reduction else "normal"
+            pairs, concat = genotype.cell(kind)
+            cell = Cell(pairs, concat, c_pp, c_p, c, reduction, reduction_prev, (combine or {}).get(kind))
             self.cells.append(cell)
             reduction_prev = reduction
             c_pp, c_p = c_p, cell.multiplier * c
@@ -133,11 +140,15 @@ class DartsNetwork(nn.Module):
         self.global_pooling = nn.AdaptiveAvgPool2d(1)
         self.classifier = nn.Linear(c_p, num_classes)
 
+    def cell_drop_prob(self, index: int) -> float:
+        """The drop-path probability of cell ``index`` (DARTS: one for every cell)."""
+        return self.drop_path_prob
+
     def forward(self, x: torch.Tensor) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
         aux: torch.Tensor | None = None
         s0 = s1 = self.stem(x)
         for i, cell in enumerate(self.cells):
-            s0, s1 = s1, cell(s0, s1, self.drop_path_prob)
+            s0, s1 = s1, cell(s0, s1, self.cell_drop_prob(i))
             if i == self.aux_index and self.auxiliary_head is not None and self.training:
                 aux = self.auxiliary_head(s1)
         logits = self.classifier(torch.flatten(self.global_pooling(s1), 1))
