@@ -19,6 +19,7 @@ offers ``latency_table``.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import shutil
 import time
@@ -420,7 +421,10 @@ class _FrontWeights:
         kept = {r.number for r in self.front}
         for r in candidates:
             if r.number not in kept:
-                (self.run_dir / "trials" / f"{r.number:05d}" / "weights.pt").unlink(missing_ok=True)
+                folder = self.run_dir / "trials" / f"{r.number:05d}"
+                (folder / "weights.pt").unlink(missing_ok=True)
+                with contextlib.suppress(OSError):  # left when the trial wrote other files
+                    folder.rmdir()
 
 
 def _blocking_file(path: Path) -> Path | None:
