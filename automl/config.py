@@ -132,6 +132,8 @@ class RunConfig:
             raise SpecError(f"config file not found: {p}")
         try:
             data = load_yaml(p.read_text()) or {}
+        except UnicodeDecodeError:
+            raise SpecError(f"{p}: not a text file (not UTF-8); expected a YAML run configuration") from None
         except yaml.YAMLError as exc:
             mark = getattr(exc, "problem_mark", None)
             where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""

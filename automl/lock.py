@@ -10,7 +10,9 @@ controller's supernet search writes its checkpoint in the run directory), then s
   waits while the owner is still setting up.
 
 The kernel drops the lock when its process ends, ``kill -9`` included, so a killed search never
-leaves a run stuck. Locks on network file systems are only as good as their ``flock``.
+leaves a run stuck. Locks on network file systems are only as good as their ``flock``. Turning
+the owner's exclusive lock into a shared one is not atomic (flock(2)): a plain ``--resume`` that
+lands in that instant becomes the owner, and the first search waits for it before going on.
 """
 
 from __future__ import annotations
@@ -41,11 +43,18 @@ class RunLock:
         the run, ``"joined"`` (shared; waits for the owner's set-up). Raises :class:`RunBusy`."""
         fh = open(self.path, "a+")  # noqa: SIM115 - held open for the life of the run
         try:
+            return self._take(fh, join, log)
+        except BaseException:
+            if self._fh is None:
+                fh.close()
+            raise
+
+    def _take(self, fh: IO[str], join: bool, log: Callable[[str], object] | None) -> str:
+        try:
             fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             owner = self.owner()
             if not join:
-                fh.close()
                 raise RunBusy(f"run {self.path.parent} is in use by {owner}; wait for it to end or stop it, or add "
                               "--join to work on it as another worker") from None
             try:
@@ -75,9 +84,17 @@ class RunLock:
             self._fh = None
 
     def owner(self) -> str:
-        """Who holds the lock, as the owner wrote it."""
+        """Who holds the lock, as the owner wrote it (or the workers that joined it, once it ended)."""
         try:
             info = json.loads(self.path.read_text() or "{}")
-            return f"automl pid {info['pid']} on {info['host']} (since {info['since']})"
+            text = f"automl pid {info['pid']} on {info['host']} (since {info['since']})"
         except (OSError, ValueError, KeyError):
             return "another automl process"
+        if info["host"] == socket.gethostname():
+            try:
+                os.kill(int(info["pid"]), 0)
+            except ProcessLookupError:
+                return f"workers that joined the search of {text}, which has ended"
+            except PermissionError:
+                pass
+        return text

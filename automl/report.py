@@ -36,7 +36,10 @@ def open_run(run_dir: str | Path, objectives: Sequence[str] | None = None) -> Ru
     path = Path(run_dir)
     if not (path / "config.yaml").is_file():
         raise ReportError(f"{path} is not a run directory (no config.yaml)")
-    config = RunConfig.from_file(path / "config.yaml")
+    try:
+        config = RunConfig.from_file(path / "config.yaml")
+    except SpecError as exc:
+        raise ReportError(f"{path}: its config.yaml cannot be read: {exc}") from None
     storage = config.storage or default_storage(str(path))
     study_name = config.study_name or path.name
     try:

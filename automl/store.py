@@ -29,6 +29,7 @@ import os
 import socket
 import threading
 import time
+import urllib.parse
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -138,8 +139,10 @@ class TrialStore:
                 header = fh.read(16)
             if header != b"SQLite format 3\x00":
                 raise StoreMissing(f"{path} is {'empty' if not header else 'not an SQLite database (damaged?)'}")
-            if read_only:
-                storage = f"sqlite:///file:{path}?mode=ro&uri=true"
+            if read_only:  # '#', '?' or '%' in a path would change which file SQLite opens: quoted
+                # twice, as SQLAlchemy decodes the URL once and SQLite the file: URI once more
+                quoted = urllib.parse.quote(urllib.parse.quote(str(path)))
+                storage = f"sqlite:///file:{quoted}?mode=ro&uri=true"
         try:
             return cls(storage, study_name, objectives, create=False, pruner=pruner)
         except KeyError:

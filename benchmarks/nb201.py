@@ -82,7 +82,11 @@ def main(argv: list[str] | None = None) -> int:
             return 2
         options.setdefault(name, {})[key] = load_yaml(value)
 
-    table = args.table or find_shared_file("nb201_cifar10.csv", "AUTOML_NB201_TABLE")
+    try:
+        table = args.table or find_shared_file("nb201_cifar10.csv", "AUTOML_NB201_TABLE")
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     if table is None or not Path(table).is_file():
         print(f"error: NB201 table not found ({table or 'pass --table PATH'})", file=sys.stderr)
         return 2

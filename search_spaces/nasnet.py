@@ -61,7 +61,7 @@ class NasnetNetwork(DartsNetwork):
         self.register_buffer("step", torch.zeros((), dtype=torch.long), persistent=False)
 
     def cell_drop_prob(self, index: int) -> float:
-        if self.keep_prob_p >= 1.0:
+        if self.keep_prob_p >= 1.0 or not self.training:  # eval (and export) never reads the step
             return 0.0
         return 1.0 - keep_prob(index, len(self.cells), int(self.step), self.total_steps, self.keep_prob_p)
 

@@ -34,6 +34,9 @@ def home(tmp_path_factory, shared_benchmarks) -> Path:
         (root / name / keep).write_text((root / "run" / "config.yaml").read_text())
     (root / "emptydb" / "study.db").write_bytes(b"")
     (root / "notarun").mkdir()
+    for name, text in (("badcfg", b"space: [nb201\n"), ("binarycfg", b"\xff\xfe\x00space")):
+        (root / name).mkdir()
+        (root / name / "config.yaml").write_bytes(text)
     rng = np.random.default_rng(0)
     masks = rng.integers(0, 3, (12, 16, 16))
     masks[0, 0, 0], masks[1, 0, 0] = 7, 200
@@ -97,6 +100,8 @@ CASES: list[tuple[list[str], str]] = [
      "unknown dataset spec 'nosuch'; accepted:"),
     # read-only commands
     (["show", "notarun"], "notarun is not a run directory (no config.yaml)"),
+    (["show", "badcfg"], "badcfg: its config.yaml cannot be read: badcfg/config.yaml: not valid YAML"),
+    (["pareto", "binarycfg"], "binarycfg/config.yaml: not a text file (not UTF-8)"),
     (["show", "lost"], "cannot read the trials of lost: "),
     (["show", "emptydb"], "study.db is empty"),
     (["pareto", "lost", "--out", "f.png"], "cannot read the trials of lost"),

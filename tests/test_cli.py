@@ -107,6 +107,15 @@ def test_unknown_config_key(capsys, tmp_path):
     assert code == 2 and "is not a run directory" in err
 
 
+def test_a_run_path_with_uri_characters_is_read_in_place(capsys, tmp_path, table_config):
+    run_dir = tmp_path / "r#1%x"
+    code, _, err = run_cli(capsys, "search", "--config", str(table_config), "--run-dir", str(run_dir), "--no-progress")
+    assert code == 0, err
+    code, out, err = run_cli(capsys, "show", str(run_dir))
+    assert code == 0 and "15 trial(s)" in out, err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["r#1%x", "run.yaml"]  # no stray database beside it
+
+
 def test_listings(capsys):
     code, out, _ = run_cli(capsys, "spaces")
     assert code == 0 and "nb201" in out and "decisions" in out

@@ -81,6 +81,13 @@ def test_every_sample_builds_and_runs(seed):
         assert net.eval()(torch.randn(2, 1, 8, 8)).shape == (2, 10)
 
 
+def test_an_eval_network_exports_with_torch_export():
+    net = small().build(small().parse("nasnet-a"), DIGITS).eval()
+    x = torch.randn(2, 1, 8, 8)
+    program = torch.export.export(net, (x,))  # the drop-path schedule is never read in eval mode
+    assert torch.allclose(program.module()(x), net(x), atol=1e-5)
+
+
 def test_concat_combine_keeps_the_channel_count():
     space = small()
     arch = space.parse("nasnet-a")

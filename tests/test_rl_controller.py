@@ -187,6 +187,8 @@ def test_state_dict_round_trip_continues_the_same_policy():
 
 def test_failed_results_get_the_lowest_reward_seen():
     c = controller(Toy(layers=1, anchors=False), batch=100)
+    c.tell(c.ask(), Result(values=None, failed=True))  # before any success: nothing to compare with
+    assert c.pending == []
     p = c.ask()
     c.tell(p, Result(values=(0.8,)))
     c.tell(c.ask(), Result(values=(0.3,)))

@@ -119,8 +119,10 @@ class RLController(Controller):
         value = rewards.reward_of(result, self.objectives, self.reward, self.mnas_target, self.mnas_w)
         if value is not None:
             self.worst = value if self.worst is None else min(self.worst, value)
+        elif self.worst is None:
+            return  # a failure before any success has no reward to compare with: it teaches nothing
         else:
-            value = self.worst if self.worst is not None else 0.0
+            value = self.worst
         self.pending.append((choices, float(value), proposal.meta.get(_LOGP)))
         if len(self.pending) >= self.batch:
             self.update()

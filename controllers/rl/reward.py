@@ -7,8 +7,8 @@ scalarisation of accuracy and latency.
 * ``mnas``: ``acc * (lat / target) ** w`` with ``acc`` the first objective and ``lat`` the
   second (MnasNet's soft constraint, w = -0.07 on both sides of the target).
 
-A failed or infeasible result has no reward of its own: it gets the lowest reward seen so far
-(0 before any), so it is never better than an architecture that worked.
+A failed or infeasible result has no reward of its own: it gets the lowest reward seen so far,
+so it is never better than an architecture that worked (before the first success it is skipped).
 """
 
 from __future__ import annotations
