@@ -110,7 +110,7 @@ def test_log_prob_is_the_sum_of_token_and_anchor_log_probs():
             h, state = policy._step(x, state)
             anchors[step.target] = h
             for j, i in zip(step.sources, step.indices, strict=True):
-                p = float(torch.sigmoid(policy.v(torch.tanh(policy.w_prev(anchors[j]) + policy.w_curr(h)))))
+                p = float(torch.sigmoid(policy.v(torch.tanh(policy.w_prev(anchors[j]) + policy.w_curr(h)))).detach())
                 total += math.log(p if choices[i] == 1 else 1 - p)
             picked = [anchors[j] for j, i in zip(step.sources, step.indices, strict=True) if choices[i] == 1]
             x = torch.cat(picked).mean(0, keepdim=True) if picked else h
