@@ -132,9 +132,9 @@ def test_log_prob_gradient_matches_finite_differences():
             for k in range(5):
                 flat = param.data.view(-1)
                 flat[k] += 1e-6
-                up = float(policy(choices)[1])
+                up = float(policy(choices)[1].detach())
                 flat[k] -= 2e-6
-                down = float(policy(choices)[1])
+                down = float(policy(choices)[1].detach())
                 flat[k] += 1e-6
                 assert float(analytic[k]) == pytest.approx((up - down) / 2e-6, rel=1e-4, abs=1e-7)
     finally:
