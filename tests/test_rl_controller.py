@@ -218,4 +218,4 @@ def test_proposals_carry_their_sampling_log_prob():
     p = c.ask()
     assert isinstance(p, Proposal) and p.meta["rl_log_prob"] < 0
     _, log_prob, _ = c.policy(c.plan.encode(p.arch))
-    assert float(log_prob) == pytest.approx(p.meta["rl_log_prob"], abs=1e-5)
+    assert float(log_prob.detach()) == pytest.approx(p.meta["rl_log_prob"], abs=1e-5)
