@@ -1,0 +1,122 @@
+"""Auto-Keras's edit distance between architectures (docs/algorithms.md §3).
+
+An architecture is compared through its :class:`Descriptor`: the layers of its main chain (the
+longest path) in order, and its skip connections ``(u, v, kind)`` indexed on that chain, ``kind``
+``add`` or ``concat``. The distance is ``D_layers + lam * D_skip``:
+
+* ``D_layers``: edit distance by dynamic programming, insert / delete cost 1, substitution cost
+  :func:`layer_distance` (1 for different layer types; for convolutions the mean over filters,
+  kernel and stride of ``|a - b| / max(a, b)``; for pooling over padding, kernel and stride;
+  0 for other layers of the same type);
+* ``D_skip``: a minimum-cost matching of the two skip lists (Hungarian,
+  ``scipy.optimize.linear_sum_assignment``) with :func:`skip_distance` (1 for different kinds,
+  else ``(|u_a - u_b| + |l_a - l_b|) / (max u + max l)``, ``l = v - u``), plus the difference of
+  the skip counts.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from scipy.optimize import linear_sum_assignment
+
+CONV_FIELDS = ("filters", "kernel", "stride")
+POOL_FIELDS = ("padding", "kernel", "stride")
+
+
+@dataclass(frozen=True)
+class Layer:
+    """One main-chain layer: a type (``conv``, ``pool``, ``bn``, ``relu``, ``dense`` ...) and its
+    numeric attributes."""
+
+    type: str
+    attrs: Mapping[str, float] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Skip:
+    """A skip connection from main-chain position ``u`` to ``v > u`` of kind ``add``/``concat``."""
+
+    u: int
+    v: int
+    kind: str
+
+
+@dataclass(frozen=True)
+class Descriptor:
+    layers: tuple[Layer, ...]
+    skips: tuple[Skip, ...] = ()
+
+
+def _relative(a: float, b: float) -> float:
+    return 0.0 if a == b else abs(a - b) / max(abs(a), abs(b))
+
+
+def layer_distance(a: Layer, b: Layer) -> float:
+    """Substitution cost of two layers, in [0, 1]."""
+    if a.type != b.type:
+        return 1.0
+    fields = CONV_FIELDS if a.type == "conv" else POOL_FIELDS if a.type == "pool" else ()
+    if not fields:
+        return 0.0
+    return float(np.mean([_relative(float(a.attrs.get(f, 0)), float(b.attrs.get(f, 0))) for f in fields]))
+
+
+def layers_distance(a: Sequence[Layer], b: Sequence[Layer]) -> float:
+    """Edit distance of two layer sequences (insert/delete 1, substitute ``layer_distance``)."""
+    n, m = len(a), len(b)
+    table = np.zeros((n + 1, m + 1))
+    table[:, 0] = np.arange(n + 1)
+    table[0, :] = np.arange(m + 1)
+    for i in range(1, n + 1):
+        for j in range(1, m + 1):
+            table[i, j] = min(table[i - 1, j] + 1, table[i, j - 1] + 1,
+                              table[i - 1, j - 1] + layer_distance(a[i - 1], b[j - 1]))
+    return float(table[n, m])
+
+
+def skip_distance(a: Skip, b: Skip, max_u: float, max_len: float) -> float:
+    if a.kind != b.kind:
+        return 1.0
+    scale = max_u + max_len
+    if scale == 0:
+        return 0.0
+    return (abs(a.u - b.u) + abs((a.v - a.u) - (b.v - b.u))) / scale
+
+
+def skips_distance(a: Sequence[Skip], b: Sequence[Skip]) -> float:
+    """Minimum-cost matching of two skip lists plus the difference of their counts."""
+    if not a or not b:
+        return float(abs(len(a) - len(b)))
+    both = [*a, *b]
+    max_u = max(s.u for s in both)
+    max_len = max(s.v - s.u for s in both)
+    cost = np.array([[skip_distance(x, y, max_u, max_len) for y in b] for x in a])
+    rows, cols = linear_sum_assignment(cost)
+    return float(cost[rows, cols].sum()) + abs(len(a) - len(b))
+
+
+def distance(a: Descriptor, b: Descriptor, lam: float = 1.0) -> float:
+    """Auto-Keras's architecture distance ``D_layers + lam * D_skip``."""
+    return layers_distance(a.layers, b.layers) + lam * skips_distance(a.skips, b.skips)
+
+
+def distance_matrix(descriptors: Sequence[Descriptor], lam: float = 1.0, *, others: Sequence[Descriptor] | None = None
+                    ) -> np.ndarray:
+    """Pairwise distances (symmetric when ``others`` is None)."""
+    if others is not None:
+        return np.array([[distance(x, y, lam) for y in others] for x in descriptors])
+    n = len(descriptors)
+    out = np.zeros((n, n))
+    for i in range(n):
+        for j in range(i + 1, n):
+            out[i, j] = out[j, i] = distance(descriptors[i], descriptors[j], lam)
+    return out
+
+
+def describe(layers: Sequence[tuple[str, Mapping[str, Any]]], skips: Sequence[tuple[int, int, str]] = ()) -> Descriptor:
+    """Shorthand: ``describe([("conv", {"filters": 64, "kernel": 3, "stride": 1}), ("relu", {})], [(0, 2, "add")])``."""
+    return Descriptor(tuple(Layer(t, dict(attrs)) for t, attrs in layers), tuple(Skip(u, v, k) for u, v, k in skips))

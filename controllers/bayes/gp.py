@@ -1,0 +1,120 @@
+"""A Gaussian process over architectures: edit distances, a Bourgain embedding, an RBF kernel
+(docs/algorithms.md §3).
+
+The edit distance is not Euclidean, so ``exp(-d^2)`` need not be positive semi-definite. As in
+Auto-Keras, the training architectures are embedded with Bourgain's construction: for scale
+``i = 0..k`` (``k = ceil(log2 n - 1)``), ``t = ceil(ln n)`` times, a random subset ``S`` of
+``2^i`` training points (drawn with replacement) gives the coordinate ``min_{s in S} d(x, s)``.
+The kernel is the RBF of these coordinates (``gamma = 1 / dimensions``), so it is PSD with a
+unit diagonal. Deviations from Auto-Keras 0.3.x (Appendix B): the same kernel serves fit and
+predict (new points are embedded against the stored subsets, never ``exp(-d^2)`` of raw
+distances); all ``t`` repetitions are drawn at every scale; a Cholesky failure retries with ten
+times the jitter instead of skipping the update.
+
+:meth:`EditDistanceGP.add` appends one observation by extending the Cholesky factor by a row
+(O(n^2)); the embedding is redrawn (a full fit) when ``n`` reaches the next power of two, where
+its number of scales changes.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import numpy as np
+from scipy.linalg import cho_solve, solve_triangular
+
+from controllers.bayes.distance import Descriptor, distance, distance_matrix
+
+JITTER = 1e-10
+
+
+class EditDistanceGP:
+    """GP regression on descriptors (targets are centred; predictions add the mean back)."""
+
+    def __init__(self, lam: float = 1.0, seed: int = 0) -> None:
+        self.lam = lam
+        self.rng = np.random.default_rng(seed)
+        self.x: list[Descriptor] = []
+        self.y = np.zeros(0)
+        self.subsets: list[np.ndarray] = []
+
+    # -- embedding -------------------------------------------------------------------------------
+    def _draw_subsets(self, n: int) -> None:
+        k = max(0, math.ceil(math.log2(n) - 1)) if n > 1 else 0
+        t = max(1, math.ceil(math.log(n))) if n > 1 else 1
+        self.subsets = [self.rng.integers(0, n, size=2**i) for i in range(k + 1) for _ in range(t)]
+
+    def _coordinates(self, distances: np.ndarray) -> np.ndarray:
+        """Bourgain coordinates of points whose distances to the training points are the rows."""
+        return np.stack([distances[:, s].min(axis=1) for s in self.subsets], axis=1)
+
+    def _rbf(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        gamma = 1.0 / a.shape[1]
+        sq = ((a[:, None, :] - b[None, :, :]) ** 2).sum(-1)
+        return np.exp(-gamma * sq)
+
+    # -- fitting ---------------------------------------------------------------------------------
+    def fit(self, x: Sequence[Descriptor], y: Sequence[float]) -> EditDistanceGP:
+        self.x, self.y = list(x), np.asarray(y, dtype=float)
+        if not self.x:
+            raise ValueError("the GP needs at least one observation")
+        self.distances = distance_matrix(self.x, self.lam)
+        self._draw_subsets(len(self.x))
+        self.coords = self._coordinates(self.distances)
+        self.kernel = self._rbf(self.coords, self.coords)
+        self.chol = _cholesky(self.kernel)
+        self._solve()
+        return self
+
+    def add(self, x: Descriptor, y: float) -> None:
+        """One more observation: a Cholesky row append, or a full refit at a power of two."""
+        n = len(self.x)
+        if n == 0 or (n + 1) & n == 0:  # n + 1 is a power of two: the embedding gains a scale
+            self.fit([*self.x, x], [*self.y, y])
+            return
+        row = np.array([distance(x, other, self.lam) for other in self.x])
+        c = self._coordinates(row[None, :])
+        k = self._rbf(c, self.coords)[0]
+        self.x.append(x)
+        self.y = np.append(self.y, y)
+        self.distances = np.block([[self.distances, row[:, None]], [row[None, :], np.zeros((1, 1))]])
+        self.coords = np.vstack([self.coords, c])
+        self.kernel = np.block([[self.kernel, k[:, None]], [k[None, :], np.ones((1, 1))]])
+        l_row = solve_triangular(self.chol, k, lower=True)
+        diag = 1.0 + JITTER - l_row @ l_row
+        if diag <= 1e-12:  # numerically dependent: refactorise with more jitter
+            self.chol = _cholesky(self.kernel)
+        else:
+            self.chol = np.block([[self.chol, np.zeros((n, 1))], [l_row[None, :], np.array([[math.sqrt(diag)]])]])
+        self._solve()
+
+    def _solve(self) -> None:
+        self.mean = float(self.y.mean())
+        self.alpha = cho_solve((self.chol, True), self.y - self.mean)
+
+    # -- prediction ------------------------------------------------------------------------------
+    def predict(self, x: Sequence[Descriptor]) -> tuple[np.ndarray, np.ndarray]:
+        """Posterior mean and standard deviation at ``x``."""
+        d = distance_matrix(list(x), self.lam, others=self.x)
+        k = self._rbf(self._coordinates(d), self.coords)
+        mu = k @ self.alpha + self.mean
+        v = solve_triangular(self.chol, k.T, lower=True)
+        var = np.clip(1.0 + JITTER - (v * v).sum(0), 0.0, None)
+        return mu, np.sqrt(var)
+
+
+def _cholesky(kernel: np.ndarray) -> np.ndarray:
+    """Lower Cholesky factor of ``kernel + jitter * I``, the jitter growing tenfold on failure."""
+    jitter = JITTER
+    for _ in range(12):
+        try:
+            return np.linalg.cholesky(kernel + jitter * np.eye(len(kernel)))
+        except np.linalg.LinAlgError:
+            jitter *= 10
+    raise np.linalg.LinAlgError(f"kernel matrix not positive definite even with jitter {jitter:g}")
+
+
+def ucb(mu: np.ndarray, sigma: np.ndarray, beta: float = 2.576, maximize: bool = True) -> np.ndarray:
+    """Upper confidence bound ``mu + beta * sigma`` (``-(mu - beta * sigma)`` for a loss)."""
+    return mu + beta * sigma if maximize else -(mu - beta * sigma)
