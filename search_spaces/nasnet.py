@@ -143,10 +143,35 @@ class NasnetSpace(SearchSpace):
                     g.add_edge(names[s], f"{cell}:out", op="concat")
         return g
 
+    def describe(self, arch: Arch) -> str:
+        """``normal: op~in+op~in:combine | ... ; reduce: ...`` (TF input indices)."""
+        arch = self.validate(arch)
+        cells = []
+        for cell in CELLS:
+            blocks = [f"{arch[f'{cell}.b{k}.op1']}~{arch[f'{cell}.b{k}.in1']}+{arch[f'{cell}.b{k}.op2']}~"
+                      f"{arch[f'{cell}.b{k}.in2']}:{arch[f'{cell}.b{k}.combine']}" for k in range(BLOCKS)]
+            cells.append(f"{cell}: " + " | ".join(blocks))
+        return "; ".join(cells)
+
     def parse(self, text: str) -> dict[str, Any]:
-        if text.strip() in PRESETS:
-            return dict(PRESETS[text.strip()])
-        return super().parse(text)
+        text = text.strip()
+        if text in PRESETS:
+            return dict(PRESETS[text])
+        if not text.startswith("normal:"):
+            return super().parse(text)
+        arch: dict[str, Any] = {}
+        try:
+            for part in text.split(";"):
+                cell, _, body = part.strip().partition(":")
+                for k, block in enumerate(body.split("|")):
+                    pair, _, combine = block.strip().rpartition(":")
+                    (op1, in1), (op2, in2) = (side.split("~") for side in pair.split("+"))
+                    arch.update({f"{cell}.b{k}.op1": op1, f"{cell}.b{k}.in1": int(in1), f"{cell}.b{k}.op2": op2,
+                                 f"{cell}.b{k}.in2": int(in2), f"{cell}.b{k}.combine": combine})
+        except ValueError:
+            raise ValueError(f"nasnet: cannot read {text[:60]!r}; expected 'normal: op~in+op~in:add | ...; "
+                             "reduce: ...' or a preset name") from None
+        return self.validate(arch)
 
 
 def _pairs(ops: list[str], inputs: list[int], used: list[int]) -> tuple[tuple[tuple[str, int], ...], tuple[int, ...]]:

@@ -95,3 +95,14 @@ def test_concat_combine_keeps_the_channel_count():
     net = space.build(arch, DIGITS)
     assert net(torch.randn(2, 1, 8, 8)).shape == (2, 10)
     assert len(net.cells[0].fuse) == 5
+
+
+def test_describe_reads_like_the_cells_and_parses_back():
+    space = small()
+    arch = space.parse("nasnet-a")
+    text = space.describe(arch)
+    assert text.startswith("normal: sep_conv_5x5~0+sep_conv_3x3~1:add | sep_conv_5x5~1+sep_conv_3x3~1:add")
+    assert "; reduce: sep_conv_5x5~0+sep_conv_7x7~1:add" in text
+    assert space.parse(text) == arch
+    with pytest.raises(ValueError, match="nasnet: cannot read"):
+        space.parse("normal: sep_conv_5x5 | nonsense")
