@@ -55,6 +55,13 @@ def completed(run: Path) -> int:
         return 0
 
 
+def running(run: Path) -> bool:
+    try:
+        return any(t.state.name == "RUNNING" for t in store(run).study.get_trials(deepcopy=False))
+    except Exception:  # noqa: BLE001 - the database is not there yet
+        return False
+
+
 @pytest.mark.parametrize("controller", ["evolution", "rl"])  # rl: the resumed policy is the one killed
 def test_kill_9_of_a_black_box_search_then_resume_loses_and_repeats_nothing(tmp_path, controller):
     full = tmp_path / "full"
@@ -62,7 +69,7 @@ def test_kill_9_of_a_black_box_search_then_resume_loses_and_repeats_nothing(tmp_
 
     run = tmp_path / "killed"
     proc = cli("--space", "nb201", "--controller", controller, *SLOW_SCORE, "--budget", "16", "--run-dir", str(run))
-    wait_until(lambda: completed(run) >= 6, 120)
+    wait_until(lambda: completed(run) >= 6 and running(run), 120)  # kill inside a 0.25 s trial, not between two
     proc.send_signal(signal.SIGKILL)
     proc.wait(30)
     before = {r.number: r for r in store(run).records()}
