@@ -118,18 +118,18 @@ def test_kill_9_of_a_darts_search_resumes_the_supernet_from_its_last_epoch(tmp_p
 
 def test_a_second_search_of_a_running_run_is_refused_in_one_line_and_changes_nothing(tmp_path):
     run = tmp_path / "busy"
-    first = cli("--space", "nb201", "--controller", "evolution", *SLOW_SCORE, "--budget", "12", "--run-dir", str(run))
+    first = cli("--space", "nb201", "--controller", "evolution", *SLOW_SCORE, "--budget", "40", "--run-dir", str(run))
     wait_until(lambda: completed(run) >= 1, 60)
     before = {p: p.stat().st_mtime_ns for p in run.rglob("*") if p.is_file() and p.name != "study.db"}
-    second = cli("--resume", str(run), "--budget", "20")
+    second = cli("--resume", str(run), "--budget", "60")
     out, _ = second.communicate(timeout=120)
     assert second.returncode == 2, out
     lines = out.strip().splitlines()
     assert len(lines) == 1 and "is in use by automl pid" in lines[0] and "--join" in lines[0], out
-    assert yaml.safe_load((run / "config.yaml").read_text())["budget"] == 12
+    assert yaml.safe_load((run / "config.yaml").read_text())["budget"] == 40
     assert all(p.stat().st_mtime_ns == t for p, t in before.items() if p.name != ".lock" and "tb" not in p.parts)
     finish(first)
-    assert len(store(run).records()) == 12
+    assert len(store(run).records()) == 40
 
 
 def test_two_processes_resuming_one_study_never_evaluate_an_arch_twice(tmp_path):
