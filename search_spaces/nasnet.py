@@ -99,20 +99,19 @@ class NasnetSpace(SearchSpace):
         return tuple(out)
 
     # -- arch <-> TF cell arrays and DARTS genotypes -------------------------------------------------
-    def tf_cell(self, arch: Arch, cell: str) -> tuple[list[str], list[int], list[int]]:
-        """TF ``(operations, hiddenstate_indices, used_hiddenstates)`` of one cell."""
+    def cell_arrays(self, arch: Arch, cell: str) -> tuple[list[str], list[int], list[int]]:
+        """One cell as ``(ops, input indices, used states)``, inputs in the TF convention."""
         ops = [name for k in range(BLOCKS) for name in (arch[f"{cell}.b{k}.op1"], arch[f"{cell}.b{k}.op2"])]
         inputs = [int(arch[f"{cell}.b{k}.{slot}"]) for k in range(BLOCKS) for slot in ("in1", "in2")]
         used = [1 if s in inputs else 0 for s in range(2 + BLOCKS)]
-        tf_names = {v: k for k, v in TF_OPS.items()}
-        return [tf_names.get(op, op) for op in ops], inputs, used  # ops outside TF's list keep our name
+        return ops, inputs, used
 
     def genotype(self, arch: Arch) -> tuple[Genotype, dict[str, list[str]]]:
         """The DARTS-convention genotype (0 = H(l-2)) and the combine of each block."""
         arch = self.validate(arch)
         cells = {}
         for cell in CELLS:
-            ops, inputs, used = self.tf_cell(arch, cell)
+            ops, inputs, used = self.cell_arrays(arch, cell)
             cells[cell] = _pairs(ops, inputs, used)
         genotype = Genotype(cells["normal"][0], cells["normal"][1], cells["reduce"][0], cells["reduce"][1])
         return genotype, {cell: [arch[f"{cell}.b{k}.combine"] for k in range(BLOCKS)] for cell in CELLS}
@@ -133,7 +132,7 @@ class NasnetSpace(SearchSpace):
         for cell in CELLS:
             names = [f"{cell}:H(l-1)", f"{cell}:H(l-2)"] + [f"{cell}:b{k}" for k in range(BLOCKS)]
             g.add_nodes_from(names)
-            _, inputs, used = self.tf_cell(arch, cell)
+            _, inputs, used = self.cell_arrays(arch, cell)
             for k in range(BLOCKS):
                 for slot, i in zip(("1", "2"), inputs[2 * k:2 * k + 2], strict=True):
                     g.add_edge(names[i], names[2 + k], op=arch[f"{cell}.b{k}.op{slot}"],
@@ -175,12 +174,11 @@ class NasnetSpace(SearchSpace):
 
 
 def _pairs(ops: list[str], inputs: list[int], used: list[int]) -> tuple[tuple[tuple[str, int], ...], tuple[int, ...]]:
-    """TF-convention cell (0 = H(l-1)) -> DARTS ``(pairs, concat)`` (0 = H(l-2)); ops by DARTS name."""
+    """TF-convention cell (0 = H(l-1)) -> DARTS ``(pairs, concat)`` (0 = H(l-2))."""
     def swap(i: int) -> int:
         return {0: 1, 1: 0}.get(i, i)
 
-    names = {**TF_OPS, **{op: op for op in OPS}}
-    pairs = [(names[op], swap(i)) for op, i in zip(ops, inputs, strict=True)]
+    pairs = [(op, swap(i)) for op, i in zip(ops, inputs, strict=True)]
     concat = sorted(swap(s) for s, u in enumerate(used) if not u)
     return make_cell(pairs, concat, len(concat))
 
