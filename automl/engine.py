@@ -76,6 +76,7 @@ class Engine:
         self.cache: dict[str, TrialRecord] = {}
         self.running: dict[str, _Running] = {}
         self.by_number: dict[int, str] = {}
+        self.archs: dict[int, dict[str, Any]] = {}  # trial number -> arch (recorded and started trials)
         self.watching: dict[str, tuple[int, list[Proposal]]] = {}  # held by another process
         self.carry: deque[Proposal] = deque()  # asked during replay, never told: run them first
         self.duplicates = 0
@@ -131,6 +132,7 @@ class Engine:
 
     def _remember(self, rec: TrialRecord) -> None:
         self.cache[rec.key] = rec
+        self.archs[rec.number] = rec.arch
         self.records.append(rec)
 
     # -- the loop -------------------------------------------------------------------------------
@@ -180,12 +182,25 @@ class Engine:
                 self.watching[key] = (holder, [p])
                 self._poll_watched()
                 return None
-        spec = TrialSpec(trial.number, arch, p.parent, p.inherit)
+        spec = TrialSpec(trial.number, arch, p.parent, p.inherit, self.parent_arch(p.parent))
+        self.archs[trial.number] = arch
         self.running[key] = _Running(spec, trial, p, key, arch_str)
         self.by_number[trial.number] = key
         if self.heartbeat is not None:
             self.heartbeat.add(trial)
         return spec
+
+    def parent_arch(self, number: int | None) -> dict[str, Any] | None:
+        """The architecture of trial ``number`` (a proposal's parent) as a plain dict: from this
+        process's trials, else from the store (another process's trial); None if unknown."""
+        if number is None:
+            return None
+        arch = self.archs.get(number)
+        if arch is None:
+            arch = self.store.arch(number)
+            if arch is not None:
+                self.archs[number] = arch
+        return dict(arch) if arch is not None else None
 
     def _poll_watched(self) -> None:
         for key, (number, proposals) in list(self.watching.items()):

@@ -30,6 +30,7 @@ BUILTIN: dict[str, dict[str, str]] = {
         "seg-hierarchical": "search_spaces.seg_hierarchical:SegHierarchicalSpace",
         "macro": "search_spaces.macro:MacroSpace",
         "nasnet": "search_spaces.nasnet:NasnetSpace",
+        "morph": "search_spaces.morph:MorphSpace",
     },
     "controller": {
         "random": "controllers.random_search:RandomSearch",
@@ -38,6 +39,7 @@ BUILTIN: dict[str, dict[str, str]] = {
         "nsga2": "controllers.optuna_sampler:NSGA2Controller",
         "darts": "controllers.oneshot.darts:DartsController",
         "rl": "controllers.rl.controller:RLController",
+        "bayes": "controllers.bayes.controller:BayesController",
     },
     "evaluator": {
         "nb201-table": "evaluators.nb201_table:NB201TableEvaluator",

@@ -174,6 +174,17 @@ class TrialStore:
             return "running", None
         return "gone", None
 
+    def arch(self, number: int) -> dict[str, Any] | None:
+        """The architecture stored with trial ``number`` (any state), or None when there is no
+        such trial; reads that one trial's attributes, not the whole study."""
+        storage = self.study._storage  # Study exposes no public per-number look-up
+        try:
+            trial_id = storage.get_trial_id_from_study_id_trial_number(self.study._study_id, int(number))
+            arch = storage.get_trial_user_attrs(trial_id).get("arch")
+        except KeyError:
+            return None
+        return dict(arch) if isinstance(arch, Mapping) else None
+
     def stale(self, grace: float = 60.0) -> list[int]:
         """Numbers of RUNNING trials whose owning process is gone (see the module docstring)."""
         now = time.time()

@@ -4,7 +4,8 @@
   once per worker: the space and evaluators as ``(name, options)`` components (or picklable
   instances), the task, a :class:`~evaluators.data.DatasetRef` (never the arrays), device,
   seed, run directory, time limit and retries.
-* :class:`TrialSpec`: one trial: its store number, the architecture and where it came from.
+* :class:`TrialSpec`: one trial: its store number, the architecture and where it came from
+  (the parent trial, its architecture and what to inherit from it).
 * :func:`run_trial`: builds the network, runs the evaluator chain and returns a
   :class:`TrialOutcome`. Failures are data: an exception, a non-finite loss, CUDA out of
   memory or a timeout makes a failed outcome with its reason (re-run up to ``retries`` times);
@@ -58,12 +59,16 @@ class Workbench:
 
 @dataclass(frozen=True)
 class TrialSpec:
-    """One trial to run: its number in the store and the proposal's architecture and origin."""
+    """One trial to run: its number in the store and the proposal's architecture and origin.
+
+    ``parent_arch`` is the parent trial's stored architecture (a plain dict, so the spec
+    pickles for Ray workers), for a weight transfer from the parent (``inherit="parent"``)."""
 
     number: int
     arch: dict[str, Any]
     parent: int | None = None
     inherit: str | None = None
+    parent_arch: dict[str, Any] | None = None
 
 
 @dataclass
@@ -125,7 +130,7 @@ class Bench:
             space=self.space, task=wb.task, trial_number=spec.number, seed=wb.seed, device=wb.device,
             run_dir=run_dir, dataset=self.dataset, report=report,
             tb_dir=run_dir / "tb" / f"trial-{spec.number:05d}" if run_dir is not None and wb.tensorboard else None,
-            parent=spec.parent, inherit=spec.inherit,
+            parent=spec.parent, inherit=spec.inherit, parent_arch=spec.parent_arch,
         )
         try:
             model = None

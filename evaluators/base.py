@@ -55,6 +55,7 @@ class EvalContext:
     tb_dir: Path | None = None  # where tensorboard() opens this trial's writer on first use
     parent: int | None = None  # the trial this architecture was derived from (Proposal.parent)
     inherit: str | None = None  # "parent" | "supernet" | None (Proposal.inherit)
+    parent_arch: dict[str, Any] | None = None  # the parent trial's architecture (for space.transfer)
 
     def tensorboard(self) -> Any:
         """This trial's TensorBoard writer, opened in ``tb_dir`` on first use (None without one)."""

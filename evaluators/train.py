@@ -16,6 +16,16 @@ over that budget, after an optional linear warm-up. After each epoch the validat
 to ``ctx.report(epoch, value)``; ``True`` raises :class:`TrialPruned` (Optuna median /
 successive-halving pruners). The returned metrics and saved weights are those of the best
 epoch (``select="best"``) or of the last (``select="last"``); the model is left holding them.
+``patience`` stops training early after that many epochs without a validation-loss drop greater
+than ``min_delta`` (Auto-Keras: 5 epochs, 1e-4); the cosine still spans the whole budget.
+
+Weight inheritance (``inherit_weights``): a trial proposed with ``inherit="parent"`` starts from
+the parent trial's saved ``weights.pt``, loaded into the freshly built network by the space's
+``transfer(parent_arch, parent_state, arch, model)`` (same-name same-shape tensors by default, a
+function-preserving morphism in spaces that have one), and may train for ``inherit_epochs``
+instead of ``epochs``. Every trial's weights are then kept, since any trial may become a parent.
+A parent without weights (failed, or trained without saving) is no error: the child trains from
+scratch. The metric ``inherited`` (1 or 0) says which happened.
 
 On CUDA, ``amp`` turns on autocast (``bf16``, ``fp16`` with a GradScaler, or ``auto``: bf16
 where supported, else fp16) and ``channels_last`` the NHWC layout; both are off by default
@@ -57,13 +67,20 @@ class TrainEvaluator(Evaluator):
     weights of the trials on the run's Pareto front (the run removes the others'), ``true``
     every trial's, ``false`` none; ``deterministic`` (PyTorch's reproducibility settings on
     CUDA: deterministic algorithms, cuDNN deterministic, no cuDNN benchmark,
-    ``CUBLAS_WORKSPACE_CONFIG``; the CPU is reproducible from the seed without it).
+    ``CUBLAS_WORKSPACE_CONFIG``; the CPU is reproducible from the seed without it);
+    ``patience`` (stop after that many epochs without a ``val_loss`` drop greater than
+    ``min_delta``, default 1e-4; off by default, Auto-Keras uses 5); ``inherit_weights``
+    (start a trial proposed with ``inherit="parent"`` from its parent's ``weights.pt`` through
+    ``space.transfer``; reports ``inherited`` 1/0; keeps every trial's weights, so it cannot be
+    combined with ``save_weights: false``); ``inherit_epochs`` (the epoch budget of trials that
+    did inherit weights; default ``epochs``).
     """
 
     name = "train"
     description = "train on the run's dataset and report val_acc (classification) or val_miou (segmentation)"
     needs_model = True
-    provides = ("val_acc", "val_miou", "val_pixel_acc", "val_loss", "train_loss", "train_seconds", "epochs_run")
+    provides = ("val_acc", "val_miou", "val_pixel_acc", "val_loss", "train_loss", "train_seconds", "epochs_run",
+                "inherited")
     needs_dataset = True
 
     def __init__(
@@ -88,6 +105,10 @@ class TrainEvaluator(Evaluator):
         select: str = "best",
         save_weights: bool | Literal["front"] = "front",
         deterministic: bool = False,
+        patience: int | None = None,
+        min_delta: float = 1e-4,
+        inherit_weights: bool = False,
+        inherit_epochs: int | None = None,
         **unknown: Any,
     ) -> None:
         if unknown:
@@ -115,8 +136,18 @@ class TrainEvaluator(Evaluator):
         self.select = _choice("select", select, ("best", "last"))
         if save_weights != "front":
             save_weights = _bool("save_weights", save_weights)
+        self.patience = _int("patience", patience, 1, optional=True)
+        self.min_delta = _number("min_delta", min_delta, 0.0, math.inf)
+        self.inherit_weights = _bool("inherit_weights", inherit_weights)
+        self.inherit_epochs = _int("inherit_epochs", inherit_epochs, 1, optional=True)
+        if self.inherit_weights and save_weights is False:
+            raise ValueError("train: inherit_weights needs saved weights (a child may name any trial as its parent); "
+                             "drop save_weights: false")
+        if self.inherit_epochs is not None and not self.inherit_weights:
+            raise ValueError("train: inherit_epochs applies to trials that inherit weights; set inherit_weights: true")
         self.save_weights = bool(save_weights)
-        self.weights_on_front_only = save_weights == "front"  # the run removes the others' weights
+        # the run removes the weights of trials off the front, unless any trial may become a parent
+        self.weights_on_front_only = save_weights == "front" and not self.inherit_weights
         self.deterministic = _bool("deterministic", deterministic)
         if self.deterministic:  # cuBLAS reads it when CUDA starts: set before the first trial
             os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
@@ -142,12 +173,34 @@ class TrainEvaluator(Evaluator):
         with torch.random.fork_rng(devices=fork, device_type=device.type if fork else "cuda"), \
                 deterministic_kernels(self.deterministic):
             torch.manual_seed(ctx.seed)
-            metrics = self._fit(model, data, ctx, device)
+            inherited = self._inherit(arch, model, ctx)
+            epochs = self.inherit_epochs if inherited and self.inherit_epochs is not None else self.epochs
+            metrics = self._fit(model, data, ctx, device, epochs)
         metrics["train_seconds"] = time.perf_counter() - started
+        if self.inherit_weights:
+            metrics["inherited"] = float(inherited)
         return metrics
 
+    def _inherit(self, arch: Arch, model: nn.Module, ctx: EvalContext) -> bool:
+        """Load the parent trial's saved weights into ``model`` through ``ctx.space.transfer``;
+        False (train from scratch) when off, not asked for, or the parent left no weights."""
+        if not self.inherit_weights or ctx.inherit != "parent" or ctx.parent_dir is None:
+            return False
+        path = ctx.parent_dir / "weights.pt"
+        if not path.is_file():  # a failed or pruned parent, or one trained before inheritance was on
+            return False
+        try:
+            state = torch.load(path, map_location="cpu", weights_only=True)
+            taken = ctx.space.transfer(ctx.parent_arch, state, arch, model)
+        except Exception as exc:  # a damaged file, or a transfer that does not fit this child
+            raise EvaluationError(f"train: cannot inherit the weights of trial {ctx.parent} ({path}): "
+                                  f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}") from exc
+        return bool(taken)
+
     # -- training ----------------------------------------------------------------------------
-    def _fit(self, model: nn.Module, data: Any, ctx: EvalContext, device: torch.device) -> dict[str, float]:
+    def _fit(
+        self, model: nn.Module, data: Any, ctx: EvalContext, device: torch.device, epochs: int | None,
+    ) -> dict[str, float]:
         kind, num_classes = data.task.kind, data.task.num_classes
         primary = PRIMARY[kind]
         cuda = device.type == "cuda"
@@ -164,8 +217,8 @@ class TrainEvaluator(Evaluator):
 
         batch_size = min(self.batch_size, data.num_samples("train"))
         per_epoch = data.num_samples("train") // batch_size
-        max_epochs = self.epochs or (math.ceil(self.steps / per_epoch) if self.steps else math.inf)
-        limits = [n for n in (self.steps, self.epochs * per_epoch if self.epochs else None) if n]
+        max_epochs = epochs or (math.ceil(self.steps / per_epoch) if self.steps else math.inf)
+        limits = [n for n in (self.steps, epochs * per_epoch if epochs else None) if n]
         planned = min(limits) if limits else 0  # steps the cosine spans (0: seconds only)
         warmup = self.warmup_epochs * per_epoch
         params = [p for p in model.parameters() if p.requires_grad]
@@ -173,6 +226,7 @@ class TrainEvaluator(Evaluator):
         step, epoch, done, resize = 0, 0, False, False
         best: dict[str, float] | None = None
         best_state: dict[str, torch.Tensor] | None = None
+        best_loss, stale = math.inf, 0  # early stopping on val_loss (patience)
         start = time.perf_counter()
         while epoch < max_epochs and not done:
             model.train()
@@ -224,6 +278,12 @@ class TrainEvaluator(Evaluator):
                 raise TrialPruned(f"pruned after epoch {epoch} at {primary}={metrics[primary]:.4f}")
             if self.seconds and time.perf_counter() - start >= self.seconds:
                 done = True
+            if self.patience is not None:
+                if metrics["val_loss"] < best_loss - self.min_delta:
+                    best_loss, stale = metrics["val_loss"], 0
+                else:
+                    stale += 1
+                    done = done or stale >= self.patience
         assert best is not None and best_state is not None
         model.load_state_dict(best_state)
         model.to(memory_format=torch.contiguous_format).eval()
@@ -271,7 +331,12 @@ class TrainEvaluator(Evaluator):
                 return
             warnings.warn("train: save_weights=True but ctx has no run_dir; weights not saved", stacklevel=3)
             return
-        torch.save(state, folder / "weights.pt")
+        tmp = folder / f".weights.pt.{os.getpid()}.tmp"  # a child reading it never sees half a file
+        try:
+            torch.save(state, tmp)
+            os.replace(tmp, folder / "weights.pt")
+        finally:
+            tmp.unlink(missing_ok=True)
 
 
 OPTIONS = tuple(

@@ -11,11 +11,28 @@ A space always offers ``sample`` / ``mutate`` / ``build``. What else it offers i
 capability     meaning
 =============  =================================================================
 ``decisions``  a finite list of named categorical choices (:class:`Decision`)
-``graph``      ``graph(arch)`` returns a networkx layer graph
-``neighbors``  ``neighbors(arch)`` yields morphed architectures (Auto-Keras)
+``graph``      ``graph(arch)`` returns the network's graph in the common form below
+``neighbors``  ``neighbors(arch, rng, limit)``: morphed architectures (Auto-Keras); every
+               ``decisions`` space has it too (its mutations)
 ``supernet``   ``supernet(task)`` returns a weight-sharing network
 ``lut``        ``lut_entries(task)`` / ``lut_keys(arch, task)``: latency look-up tables
 =============  =================================================================
+``transfer(parent_arch, parent_state, child_arch, child_model)`` loads a trained parent's weights
+into a child (weight inheritance); by default every tensor whose name and shape match, in spaces
+with network morphisms through the morphism (function-preserving).
+
+**The graph form.** ``graph(arch)`` is a ``networkx.DiGraph`` whose nodes are tensors and whose
+edges are operations (repeated cells appear once). Each edge carries ``op``, the operation's name
+(drawn on the edge), and optionally ``ops`` (several ops between the same two tensors, summed)
+and ``layers`` (the layers an op applies in order: dicts with ``type`` -- ``conv``, ``pool``,
+``bn``, ``relu``, ``identity``, ``dense``, ... -- and numeric ``filters``, ``kernel``,
+``stride``, ``dilation``, ``padding``); without ``layers`` they are read from the op's name by
+:func:`op_layers` (``nor_conv_3x3``, ``sep_conv_5x5``, ``max_pool_3x3``, ``skip_connect`` ...).
+An edge whose op is ``concat`` (or ``wire``) is a plain connection. A node where several edges
+meet merges them by its ``merge`` attribute (``add`` unless it says ``concat``). Sources are
+the network's inputs and sinks its outputs; a graph of several parts (the DARTS normal and
+reduction cells) is read part by part in node order. Drawing (:mod:`automl.drawing`) and the
+edit distance of the ``bayes`` controller read this one form.
 """
 
 from __future__ import annotations
@@ -139,8 +156,30 @@ class SearchSpace:
     def graph(self, arch: Arch) -> nx.DiGraph:
         raise CapabilityError(f"space {self.name!r} does not offer 'graph'")
 
-    def neighbors(self, arch: Arch) -> Iterable[Arch]:
-        raise CapabilityError(f"space {self.name!r} does not offer 'neighbors'")
+    def neighbors(self, arch: Arch, rng: np.random.Generator, limit: int = 8) -> list[dict[str, Any]]:
+        """Up to ``limit`` distinct architectures one step from ``arch``: network morphisms in
+        spaces that offer ``neighbors``, one-decision mutations in spaces built from decisions."""
+        if not self.decisions():
+            raise CapabilityError(f"space {self.name!r} does not offer 'neighbors'")
+        seen, out = {arch_key(arch)}, []
+        for _ in range(4 * limit):
+            child = self.mutate(arch, rng)
+            if arch_key(child) not in seen:
+                seen.add(arch_key(child))
+                out.append(child)
+                if len(out) == limit:
+                    break
+        return out
+
+    def transfer(self, parent_arch: Arch, parent_state: Mapping[str, Any], child_arch: Arch, child: nn.Module) -> int:
+        """Load a trained parent's weights into ``child`` (built from ``child_arch``); returns how
+        many tensors were inherited. Default: every tensor whose name and shape match (the rest
+        keep their initialisation); spaces with network morphisms override it to map weights
+        through the morphism so that the child computes the parent's function."""
+        own = child.state_dict()
+        taken = {k: v for k, v in parent_state.items() if k in own and tuple(own[k].shape) == tuple(v.shape)}
+        child.load_state_dict(taken, strict=False)
+        return len(taken)
 
     def supernet(self, task: Task | None = None, **options: Any) -> Any:
         raise CapabilityError(f"space {self.name!r} does not offer 'supernet'")

@@ -74,19 +74,31 @@ class MacroSpace(SearchSpace):
         return MacroNetwork(self, arch, task)
 
     def graph(self, arch: Arch) -> nx.DiGraph:
-        """Nodes ``input``, ``L0``.. (labelled with kernel, filters, stride) and ``output``."""
+        """Tensors ``input``, ``L0``.. (layer outputs) and ``output``; a layer with several inputs
+        reads their concatenation (node ``L<i>:in``, ``merge="concat"``); edges are the convolutions
+        (``op`` e.g. ``conv3x5x36``, with ``layers``), the concatenation wires and the classifier."""
         arch = self.validate(arch)
-        g = nx.DiGraph()
-        g.add_node("input", op="input")
+        g = nx.DiGraph(inputs=["input"], outputs=["output"])
+        g.add_node("input")
+
+        def merged(sources: list[str], name: str) -> str:
+            if len(sources) == 1:
+                return sources[0]
+            g.add_node(name, merge="concat")
+            for src in sources:
+                g.add_edge(src, name, op="concat")
+            return name
+
         for i, ins in enumerate(self.inputs(arch)):
+            fh, fw, filters = arch[f"L{i}.fh"], arch[f"L{i}.fw"], arch[f"L{i}.filters"]
             stride = arch.get(f"L{i}.stride", 1)
-            g.add_node(f"L{i}", op=f"conv{arch[f'L{i}.fh']}x{arch[f'L{i}.fw']}", width=arch[f"L{i}.filters"],
-                       stride=stride)
-            for j in ins or ["input"]:
-                g.add_edge(f"L{j}" if isinstance(j, int) else j, f"L{i}", kind="concat")
-        g.add_node("output", op="classifier")
-        for i in self.outputs(arch):
-            g.add_edge(f"L{i}", "output", kind="concat")
+            src = merged([f"L{j}" for j in ins] or ["input"], f"L{i}:in")
+            layer = {"type": "conv", "filters": filters, "kernel": (fh + fw) / 2, "stride": stride}
+            g.add_node(f"L{i}", label=f"L{i}", stride=stride)
+            g.add_edge(src, f"L{i}", op=f"conv{fh}x{fw}x{filters}" + (f"/{stride}" if stride != 1 else ""),
+                       layers=[layer])
+        src = merged([f"L{i}" for i in self.outputs(arch)], "output:in")
+        g.add_edge(src, "output", op="classifier", layers=[{"type": "dense"}])
         return g
 
     def describe(self, arch: Arch) -> str:

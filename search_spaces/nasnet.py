@@ -133,7 +133,9 @@ class NasnetSpace(SearchSpace):
             names = [f"{cell}:H(l-1)", f"{cell}:H(l-2)"] + [f"{cell}:b{k}" for k in range(BLOCKS)]
             g.add_nodes_from(names)
             _, inputs, used = self.cell_arrays(arch, cell)
+            g.add_node(f"{cell}:out", merge="concat")
             for k in range(BLOCKS):
+                g.nodes[names[2 + k]]["merge"] = arch[f"{cell}.b{k}.combine"]
                 for slot, i in zip(("1", "2"), inputs[2 * k:2 * k + 2], strict=True):
                     g.add_edge(names[i], names[2 + k], op=arch[f"{cell}.b{k}.op{slot}"],
                                combine=arch[f"{cell}.b{k}.combine"])

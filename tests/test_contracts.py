@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import math
 
+import networkx as nx
 import numpy as np
 import pytest
 import torch
@@ -16,8 +17,9 @@ import torch
 from automl import registry
 from automl.types import Objective, Proposal, Result, Task, arch_key
 from controllers.base import Controller, as_proposal
+from controllers.bayes.descriptor import descriptor
 from controllers.oneshot.base import OneShotController
-from search_spaces.base import CAPABILITIES, SearchSpace
+from search_spaces.base import CAPABILITIES, CapabilityError, SearchSpace
 
 SPACES = registry.names("space")
 CONTROLLERS = registry.names("controller")
@@ -94,9 +96,13 @@ def test_space_builds_a_plain_network_for_its_task(name):
 def test_space_capabilities_work_as_declared(name):
     space = small(name)
     arch = space.validate(space.sample(np.random.default_rng(2)))
-    if "graph" in space.offers:
+    if "graph" in space.offers:  # the common form: tensors as nodes, every edge an op
         g = space.graph(arch)
-        assert g.number_of_nodes() > 0
+        assert g.number_of_nodes() > 0 and nx.is_directed_acyclic_graph(g)
+        assert all("op" in data for _, _, data in g.edges(data=True))
+        assert all(g.nodes[n].get("merge", "add") in ("add", "concat") for n in g)
+        d = descriptor(g)
+        assert d.layers and all(0 <= s.u < s.v <= len(d.layers) for s in d.skips)
     if "supernet" in space.offers:
         torch.manual_seed(0)
         net = space.supernet(space.default_task)
@@ -105,10 +111,19 @@ def test_space_capabilities_work_as_declared(name):
     if "lut" in space.offers:
         keys = space.lut_keys(arch, space.default_task)
         assert keys and set(keys) <= set(space.lut_entries(space.default_task))
+    if "neighbors" in space.offers or "decisions" in space.offers:
+        near = space.neighbors(arch, np.random.default_rng(0), 3)
+        keys = {arch_key(space.validate(n)) for n in near}
+        assert 1 <= len(near) == len(keys) <= 3 and arch_key(arch) not in keys
     for capability in set(CAPABILITIES) - set(space.offers) - {"decisions"}:
+        if capability == "neighbors" and "decisions" in space.offers:
+            continue  # every decision space has its mutations as neighbours
         method = {"lut": "lut_keys"}.get(capability, capability)
-        with pytest.raises(TypeError):
-            getattr(space, method)(arch)
+        with pytest.raises(CapabilityError):
+            if capability == "neighbors":
+                space.neighbors(arch, np.random.default_rng(0))
+            else:
+                getattr(space, method)(arch)
 
 
 def pairs() -> list[tuple[str, str]]:

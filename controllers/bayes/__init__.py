@@ -1,5 +1,4 @@
-"""Bayesian optimisation over architectures (Auto-Keras, docs/algorithms.md §3): the edit
-distance between architecture descriptors (:mod:`.distance`) and a Gaussian process on its
-Bourgain embedding with a UCB acquisition (:mod:`.gp`). The ``bayes`` controller that searches
-with them (network morphisms, the annealed tree search, weight inheritance) is issue 13's next
-step and is not registered yet."""
+"""Bayesian optimisation over architectures (Auto-Keras, docs/algorithms.md §3): descriptors read
+from a space's graph (:mod:`.descriptor`), their edit distance (:mod:`.distance`), a Gaussian
+process on its Bourgain embedding with a UCB acquisition (:mod:`.gp`), the annealed tree search
+that optimises it (:mod:`.search`) and the ``bayes`` controller that runs them (:mod:`.controller`)."""

@@ -120,3 +120,49 @@ def distance_matrix(descriptors: Sequence[Descriptor], lam: float = 1.0, *, othe
 def describe(layers: Sequence[tuple[str, Mapping[str, Any]]], skips: Sequence[tuple[int, int, str]] = ()) -> Descriptor:
     """Shorthand: ``describe([("conv", {"filters": 64, "kernel": 3, "stride": 1}), ("relu", {})], [(0, 2, "add")])``."""
     return Descriptor(tuple(Layer(t, dict(attrs)) for t, attrs in layers), tuple(Skip(u, v, k) for u, v, k in skips))
+
+
+class DistanceCache:
+    """:func:`distance` for many pairs at once, each computed once: layer sequences and skip lists
+    get ids, and the two parts of the distance are kept per pair of ids (architectures of one
+    space share few distinct chains and skip lists, so most pairs are looked up, not computed)."""
+
+    def __init__(self, lam: float = 1.0) -> None:
+        self.lam = lam
+        self._ids: list[dict[Any, int]] = [{}, {}]
+        self._items: list[list[Any]] = [[], []]
+        self._tables = [np.full((0, 0), np.nan), np.full((0, 0), np.nan)]
+
+    def _id(self, part: int, item: Any, key: Any) -> int:
+        ids = self._ids[part]
+        if key not in ids:
+            ids[key] = len(ids)
+            self._items[part].append(item)
+        return ids[key]
+
+    def ids(self, d: Descriptor) -> tuple[int, int]:
+        layers_key = tuple((x.type, tuple(sorted(x.attrs.items()))) for x in d.layers)
+        return self._id(0, d.layers, layers_key), self._id(1, d.skips, d.skips)
+
+    def _lookup(self, part: int, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
+        n = len(self._items[part])
+        table = self._tables[part]
+        if table.shape[0] < n:  # grow (doubling) with unknown entries
+            grown = np.full((max(n, 2 * table.shape[0]),) * 2, np.nan)
+            grown[: table.shape[0], : table.shape[0]] = table
+            table = self._tables[part] = grown
+        block = table[np.ix_(rows, cols)]
+        missing = np.isnan(block)
+        if missing.any():
+            f = layers_distance if part == 0 else skips_distance
+            items = self._items[part]
+            for i, j in {(int(rows[r]), int(cols[c])) for r, c in zip(*np.nonzero(missing), strict=True)}:
+                table[i, j] = table[j, i] = f(items[i], items[j])
+            block = table[np.ix_(rows, cols)]
+        return block
+
+    def matrix(self, a: Sequence[Descriptor], b: Sequence[Descriptor]) -> np.ndarray:
+        """``distance(a[i], b[j], lam)`` for every pair, shape ``(len(a), len(b))``."""
+        ia = np.array([self.ids(x) for x in a], dtype=int).reshape(-1, 2)
+        ib = np.array([self.ids(x) for x in b], dtype=int).reshape(-1, 2)
+        return self._lookup(0, ia[:, 0], ib[:, 0]) + self.lam * self._lookup(1, ia[:, 1], ib[:, 1])

@@ -24,16 +24,19 @@ from collections.abc import Sequence
 import numpy as np
 from scipy.linalg import cho_solve, solve_triangular
 
-from controllers.bayes.distance import Descriptor, distance, distance_matrix
+from controllers.bayes.distance import Descriptor, DistanceCache
 
 JITTER = 1e-10
 
 
 class EditDistanceGP:
-    """GP regression on descriptors (targets are centred; predictions add the mean back)."""
+    """GP regression on descriptors. Targets are standardised (mean 0, standard deviation 1)
+    before the unit-amplitude kernel sees them and predictions are scaled back, so the prior
+    fits accuracies in [0, 1] and in percent alike (deviation: Auto-Keras fits raw metrics)."""
 
-    def __init__(self, lam: float = 1.0, seed: int = 0) -> None:
+    def __init__(self, lam: float = 1.0, seed: int = 0, distances: DistanceCache | None = None) -> None:
         self.lam = lam
+        self.dist = distances if distances is not None else DistanceCache(lam)
         self.rng = np.random.default_rng(seed)
         self.x: list[Descriptor] = []
         self.y = np.zeros(0)
@@ -55,12 +58,17 @@ class EditDistanceGP:
         return np.exp(-gamma * sq)
 
     # -- fitting ---------------------------------------------------------------------------------
-    def fit(self, x: Sequence[Descriptor], y: Sequence[float]) -> EditDistanceGP:
+    def fit(self, x: Sequence[Descriptor], y: Sequence[float], subsets: Sequence[np.ndarray] | None = None
+            ) -> EditDistanceGP:
+        """Fit from scratch (a new embedding unless ``subsets`` restores a stored one)."""
         self.x, self.y = list(x), np.asarray(y, dtype=float)
         if not self.x:
             raise ValueError("the GP needs at least one observation")
-        self.distances = distance_matrix(self.x, self.lam)
-        self._draw_subsets(len(self.x))
+        self.distances = self.dist.matrix(self.x, self.x)
+        if subsets is None:
+            self._draw_subsets(len(self.x))
+        else:
+            self.subsets = [np.asarray(s, dtype=int) for s in subsets]
         self.coords = self._coordinates(self.distances)
         self.kernel = self._rbf(self.coords, self.coords)
         self.chol = _cholesky(self.kernel)
@@ -73,7 +81,7 @@ class EditDistanceGP:
         if n == 0 or (n + 1) & n == 0:  # n + 1 is a power of two: the embedding gains a scale
             self.fit([*self.x, x], [*self.y, y])
             return
-        row = np.array([distance(x, other, self.lam) for other in self.x])
+        row = self.dist.matrix([x], self.x)[0]
         c = self._coordinates(row[None, :])
         k = self._rbf(c, self.coords)[0]
         self.x.append(x)
@@ -91,17 +99,19 @@ class EditDistanceGP:
 
     def _solve(self) -> None:
         self.mean = float(self.y.mean())
-        self.alpha = cho_solve((self.chol, True), self.y - self.mean)
+        spread = float(self.y.std())
+        self.scale = spread if spread > 1e-12 else 1.0
+        self.alpha = cho_solve((self.chol, True), (self.y - self.mean) / self.scale)
 
     # -- prediction ------------------------------------------------------------------------------
     def predict(self, x: Sequence[Descriptor]) -> tuple[np.ndarray, np.ndarray]:
         """Posterior mean and standard deviation at ``x``."""
-        d = distance_matrix(list(x), self.lam, others=self.x)
+        d = self.dist.matrix(list(x), self.x)
         k = self._rbf(self._coordinates(d), self.coords)
-        mu = k @ self.alpha + self.mean
+        mu = (k @ self.alpha) * self.scale + self.mean
         v = solve_triangular(self.chol, k.T, lower=True)
         var = np.clip(1.0 + JITTER - (v * v).sum(0), 0.0, None)
-        return mu, np.sqrt(var)
+        return mu, np.sqrt(var) * self.scale
 
 
 def _cholesky(kernel: np.ndarray) -> np.ndarray:

@@ -185,7 +185,7 @@ class DartsSpace(SearchSpace):
             for state, n in enumerate(names):
                 graph.add_node(n, cell=kind, state=state)
             out = f"{kind}:c_{{k}}"
-            graph.add_node(out, cell=kind, state="out")
+            graph.add_node(out, cell=kind, state="out", merge="concat")
             for n, (op, i) in enumerate(pairs):
                 src, dst = names[i], names[2 + n // 2]
                 ops = [*graph.edges[src, dst]["ops"], op] if graph.has_edge(src, dst) else [op]

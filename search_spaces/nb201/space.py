@@ -65,9 +65,10 @@ class NB201Space(SearchSpace):
         )
 
     def graph(self, arch: Arch) -> nx.DiGraph:
-        """The cell DAG: nodes 0..3, one edge per non-``none`` op, labelled ``op``."""
+        """The cell DAG: tensors 0..3 (input 0, output 3, sums between), one edge per non-``none``
+        op, labelled ``op`` (its layers read from the name, :mod:`search_spaces.op_layers`)."""
         arch = self.validate(arch)
-        g = nx.DiGraph()
+        g = nx.DiGraph(inputs=[0], outputs=[3])
         g.add_nodes_from(range(4))
         for (i, j), e in zip(EDGE_LIST, EDGES, strict=True):
             if arch[e] != "none":

@@ -226,7 +226,8 @@ class SegHierarchicalSpace(SearchSpace):
         """The network: stem -> cells (level, stride, channels) -> ASPP [-> decoder] -> logits.
 
         Edges carry ``role`` (``H(l-1)``, ``H(l-2)``, ``low-level``, ``features``) and ``resample``
-        (``same``, ``down``, ``up``, ``resize``); ``graph["cell"]`` is :func:`cell_graph`.
+        (``same``, ``down``, ``up``, ``resize``), which is also their ``op``; ``graph["cell"]`` is
+        :func:`cell_graph`.
         """
         g = self.genotype(arch)
         f = self.retrain_filter_multiplier
@@ -254,6 +255,8 @@ class SegHierarchicalSpace(SearchSpace):
             last = "decoder"
         net.add_node("logits", stride=1)
         net.add_edge(last, "logits", role="features", resample="up")
+        for _, _, data in net.edges(data=True):
+            data["op"] = data["resample"]
         return net
 
     # -- presentation ----------------------------------------------------------------------------
