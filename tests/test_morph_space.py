@@ -117,7 +117,8 @@ def test_new_layers_are_identity_initialised_and_ids_stay_stable():
     state = child_net.state_dict()
     w = state["layers.L14.weight"]  # the deeper conv: identity kernel
     assert torch.equal(w[:, :, 1, 1], torch.eye(8)) and float(w.abs().sum()) == 8.0
-    assert torch.equal(state["layers.L15.weight"], torch.ones(8)) and float(state["layers.L15.running_mean"].abs().sum()) == 0
+    assert torch.equal(state["layers.L15.weight"], torch.ones(8))
+    assert float(state["layers.L15.running_mean"].abs().sum()) == 0
     concat = state["layers.L17.weight"][:, :, 0, 0]  # [I | 0]
     assert torch.equal(concat, torch.cat([torch.eye(8), torch.zeros(8, 8)], 1))
     added = skip(arch, 3, 7, "add")

@@ -55,7 +55,7 @@ def _int(value: Any) -> bool:
 def _layer(raw: Any, position: int, seen: dict[int, Layer], max_width: int | None) -> Layer:
     """One layer checked against the earlier ones (``seen``), in canonical form."""
     if not isinstance(raw, Mapping):
-        raise ValueError(f"morph: layer {position} is not a mapping: {raw!r}")
+        raise ValueError(f"morph: layer {position} is not a mapping: {raw!r}")  # noqa: TRY004 - the space contract
     lid, kind = raw.get("id"), raw.get("type")
     if not _int(lid) or lid < 0:
         raise ValueError(f"morph: layer {position} needs a non-negative integer id, got {lid!r}")
@@ -105,7 +105,8 @@ def _layer(raw: Any, position: int, seen: dict[int, Layer], max_width: int | Non
 def validate_arch(arch: Any, max_layers: int | None = None, max_width: int | None = None) -> dict[str, Any]:
     """``arch`` in canonical form, or a one-line ``ValueError`` naming what is wrong."""
     if not isinstance(arch, Mapping):
-        raise ValueError(f"morph: an architecture is a mapping {{'layers': [...]}}, got {type(arch).__name__}")
+        raise ValueError(  # noqa: TRY004 - the space contract: a bad architecture is a ValueError
+            f"morph: an architecture is a mapping {{'layers': [...]}}, got {type(arch).__name__}")
     extra = sorted(set(arch) - {"layers"})
     if extra:
         raise ValueError(f"morph: unknown key(s) {extra}; an architecture is {{'layers': [...]}}")

@@ -11,17 +11,19 @@ Deviations from Auto-Keras 0.3.7:
 * ``deeper`` inserts a whole [conv k, bn, relu] block after a relu of the main chain (Auto-Keras
   inserts one conv, bn or relu layer after a random layer); ``k`` is drawn from {1, 3, 5};
 * a skip's projection belongs to its merge node: ``add`` = main + conv1x1(pool(skip)) with the
-  conv zero-initialised (Auto-Keras: a pooling chain, then a new conv+bn+relu block on the
-  skip); ``concat`` = conv1x1(cat(main, pool(skip))) initialised to ``[I | 0]``;
+  conv zero-initialised, ``concat`` = conv1x1(cat(main, pool(skip))) initialised to ``[I | 0]``
+  (Auto-Keras adds separate pooling / conv layers on the skip path and a merge layer); the skip
+  is pooled by one max-pool of ``2 ** levels`` rather than a copy of the main chain's pools;
 * ``wider`` doubles a conv's filters up to ``max_width`` (any conv, the last one too; there are
-  no dense layers but the head), copying filter ``j mod c`` rather than random filters, and the
-  readers get zero weights on the copies (no Net2Net division);
+  no dense layers but the head) and new filter ``j`` copies filter ``j mod c`` (Auto-Keras:
+  randomly chosen filters); readers get zero weights on the copies, as in Auto-Keras;
 * new BN layers get running variance ``1 - eps`` so that they are the exact identity in eval
   mode; noise (1e-4 x weight range) goes onto weights only, not biases or BN;
 * ``sample`` always returns the start network (Auto-Keras always starts from its seed nets);
   ``mutate`` is one random morphism; duplicates are dropped from ``neighbors``;
 * ``max_params`` is counted from the graph for the space's default task (Auto-Keras: the model
-  size of the actual graph); there is no dropout and no dense layer other than the head.
+  size of the actual graph); ``max_layers`` counts every entry of ``layers`` (input and head
+  too); there is no dropout and no dense layer other than the head.
 """
 
 from __future__ import annotations

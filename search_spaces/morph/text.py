@@ -52,7 +52,8 @@ def parse_arch(text: str) -> dict[str, Any]:
             if op == "pool":
                 layer["kernel"] = POOL_KERNEL
         else:
-            raise ValueError(f"morph: unknown layer {op!r} in {token!r}; known: conv{{k}}x{{filters}}, {', '.join(_PLAIN)}")
+            known = "conv{k}x{filters}, " + ", ".join(_PLAIN)
+            raise ValueError(f"morph: unknown layer {op!r} in {token!r}; known: {known}")
         if op != "input" or m["inputs"]:  # an input with inputs: validation names the error
             layer["inputs"] = [int(i) for i in m["inputs"].split(",")] if m["inputs"] else [prev]
         layers.append(layer)

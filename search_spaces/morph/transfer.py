@@ -36,7 +36,8 @@ class _NoMap(Exception):
     """The parent tensor does not map onto the child's shape."""
 
 
-def _grow(t: torch.Tensor, new: torch.Tensor, dim: int, segments: Segments, copy: bool) -> tuple[torch.Tensor, torch.Tensor]:
+def _grow(t: torch.Tensor, new: torch.Tensor, dim: int, segments: Segments,
+          copy: bool) -> tuple[torch.Tensor, torch.Tensor]:
     """Grow ``dim`` of ``t`` part by part: copies (``j mod parent``) or zeros; ``new`` marks the
     grown entries."""
     if sum(p for _, p in segments) != t.shape[dim]:
@@ -144,7 +145,7 @@ def transfer_weights(parent_arch: Mapping[str, Any], parent_state: Mapping[str, 
     gen = torch.Generator().manual_seed(int(seed))
     pc, cc = channels(parent_arch, in_channels), channels(child_arch, in_channels)
     parents = by_id(parent_arch)
-    modules = getattr(child, "layers", {})
+    modules: dict[str, nn.Module] = dict(getattr(child, "layers", {}).items())
     own = child.state_dict()
     state: dict[str, torch.Tensor] = {}
     taken = 0
@@ -154,8 +155,7 @@ def transfer_weights(parent_arch: Mapping[str, Any], parent_state: Mapping[str, 
         prefix = f"layers.L{layer['id']}."
         parent = parents.get(layer["id"])
         if parent is None:
-            module = modules[f"L{layer['id']}"] if f"L{layer['id']}" in modules else None
-            state.update(_fresh(layer, prefix, own, module, noise, gen))
+            state.update(_fresh(layer, prefix, own, modules.get(f"L{layer['id']}"), noise, gen))
         elif parent["type"] == layer["type"] and parent.get("kernel") == layer.get("kernel"):
             try:
                 inherited = _inherit(layer, parent, cc, pc, prefix, parent_state, own, noise, gen)
