@@ -101,3 +101,52 @@ def test_ucb_adds_or_subtracts_beta_sigma():
     mu, sigma = np.array([1.0, 2.0]), np.array([0.5, 0.0])
     assert ucb(mu, sigma).tolist() == [1.0 + 2.576 * 0.5, 2.0]
     assert ucb(mu, sigma, maximize=False).tolist() == [-(1.0 - 2.576 * 0.5), -2.0]
+
+
+def test_the_row_wise_edit_distance_equals_the_textbook_table():
+    from controllers.bayes.distance import Layer, layer_distance, layers_distance
+
+    rng = np.random.default_rng(0)
+    kinds = ["conv", "max_pool", "bn", "relu", "sep_conv"]
+
+    def layer():
+        return Layer(kinds[int(rng.integers(5))], {"filters": float(rng.choice([16, 32, 64])),
+                                                   "kernel": float(rng.choice([1, 3, 5])), "stride": 1.0,
+                                                   "padding": float(rng.integers(2))})
+
+    def textbook(a, b):
+        t = np.zeros((len(a) + 1, len(b) + 1))
+        t[:, 0], t[0, :] = np.arange(len(a) + 1), np.arange(len(b) + 1)
+        for i in range(1, len(a) + 1):
+            for j in range(1, len(b) + 1):
+                t[i, j] = min(t[i - 1, j] + 1, t[i, j - 1] + 1, t[i - 1, j - 1] + layer_distance(a[i - 1], b[j - 1]))
+        return t[-1, -1]
+
+    for _ in range(200):
+        a = [layer() for _ in range(int(rng.integers(0, 8)))]
+        b = [layer() for _ in range(int(rng.integers(0, 8)))]
+        assert layers_distance(a, b) == pytest.approx(textbook(a, b))
+
+
+def test_a_gp_on_ranks_interpolates_normal_scores_and_ignores_outlier_sizes():
+    from scipy.special import ndtri
+
+    rng = np.random.default_rng(3)
+    xs: list = []
+    while len(xs) < 8:
+        x = random_descriptor(rng)
+        if all(distance(x, other) > 0 for other in xs):
+            xs.append(x)
+    ys = np.array([0.8, 0.82, 0.1, 0.85, 0.79, 0.9, 0.83, 0.81])
+    gp = EditDistanceGP(seed=0, targets="rank").fit(xs, ys)
+    scores = ndtri((np.argsort(np.argsort(ys)) + 0.5) / 8)
+    assert np.allclose(gp.z, scores)
+    mu, sigma = gp.predict(xs, standardised=True)
+    assert np.allclose(mu, scores, atol=1e-3) and (sigma < 1e-3).all()
+    squashed = ys.copy()
+    squashed[2] = -1e6  # a far worse outlier changes nothing: only the order counts
+    assert np.allclose(EditDistanceGP(seed=0, targets="rank").fit(xs, squashed).z, scores)
+    with pytest.raises(ValueError, match="standardised"):
+        gp.predict(xs)
+    with pytest.raises(ValueError, match="targets"):
+        EditDistanceGP(targets="log")

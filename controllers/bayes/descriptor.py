@@ -19,6 +19,7 @@ is left out.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from itertools import pairwise
 from typing import Any
 
 import networkx as nx
@@ -49,57 +50,93 @@ def descriptor(graph: nx.DiGraph) -> Descriptor:
     inputs = set(graph.graph.get("inputs", ()))
     outputs = set(graph.graph.get("outputs", ()))
     for part in parts:
-        sub = graph.subgraph(sorted(part, key=order.__getitem__))
-        ins = [n for n in sub if n in inputs] if inputs else [n for n in sub if sub.in_degree(n) == 0]
-        outs = [n for n in sub if n in outputs] if outputs else [n for n in sub if sub.out_degree(n) == 0]
+        nodes = sorted(part, key=order.__getitem__)
+        ins = [n for n in nodes if n in inputs] if inputs else [n for n in nodes if graph.in_degree(n) == 0]
+        outs = [n for n in nodes if n in outputs] if outputs else [n for n in nodes if graph.out_degree(n) == 0]
         if not ins or not outs:
             continue  # a part cut off from the declared input or output computes nothing
-        part_layers, part_skips = _part(sub, ins, outs)
+        part_layers, part_skips = _part(_LayerGraph(graph, nodes, ins, outs))
         offset = len(layers)
         layers.extend(part_layers)
         skips.extend(Skip(s.u + offset, s.v + offset, s.kind) for s in part_skips)
     return Descriptor(tuple(layers), tuple(skips))
 
 
-def _expand(graph: nx.DiGraph, inputs: list[Any], outputs: list[Any]) -> nx.DiGraph:
-    """Layer graph: tensor nodes ``("t", n)``, one node per layer, a root and a sink; only what
-    lies on some input-to-output path is kept."""
-    g = nx.DiGraph()
-    g.add_node("root", merge="add")
-    for n, data in graph.nodes(data=True):
-        g.add_node(("t", n), merge=data.get("merge", "add"))
-    for u, v, data in graph.edges(data=True):
-        for b, branch in enumerate(edge_branches(data)):
-            prev = ("t", u)
-            for i, spec in enumerate(branch):
-                node = ("l", u, v, b, i)
-                g.add_node(node, layer=layer_of(spec))
-                g.add_edge(prev, node)
-                prev = node
-            g.add_edge(prev, ("t", v))
-    g.add_node("sink", merge="add")
-    for n in inputs:
-        g.add_edge("root", ("t", n))
-    for n in outputs:
-        g.add_edge(("t", n), "sink")
-    live = nx.descendants(g, "root") & nx.ancestors(g, "sink") | {"root", "sink"}
-    return g.subgraph([n for n in g if n in live]).copy()
+class _LayerGraph:
+    """One part as a layer graph on integers: node 0 the root (feeding the inputs), then the
+    tensors, then one node per layer, and last the sink (fed by the outputs); ``layer[i]`` is
+    the layer of node ``i`` (None for tensors), ``merge[i]`` how a tensor merges its inputs."""
+
+    def __init__(self, graph: nx.DiGraph, nodes: list[Any], inputs: list[Any], outputs: list[Any]) -> None:
+        index = {n: i + 1 for i, n in enumerate(nodes)}
+        self.layer: list[Layer | None] = [None] * (len(nodes) + 1)
+        self.merge = ["add"] + [str(graph.nodes[n].get("merge", "add")) for n in nodes]
+        self.succ: list[list[int]] = [[index[n] for n in inputs]] + [[] for _ in nodes]
+        for u in nodes:
+            for v, data in graph.succ[u].items():
+                for branch in edge_branches(data):
+                    prev = index[u]
+                    for spec in branch:
+                        self.layer.append(layer_of(spec))
+                        self.merge.append("add")
+                        self.succ.append([])
+                        self.succ[prev].append(len(self.layer) - 1)
+                        prev = len(self.layer) - 1
+                    self.succ[prev].append(index[v])
+        self.sink = len(self.layer)
+        self.layer.append(None)
+        self.merge.append("add")
+        self.succ.append([])
+        for n in outputs:
+            self.succ[index[n]].append(self.sink)
+
+    def live_order(self) -> list[int]:
+        """Topological order of the nodes on some root-to-sink path (Kahn, lowest index first)."""
+        size = len(self.succ)
+        pred: list[list[int]] = [[] for _ in range(size)]
+        for u, vs in enumerate(self.succ):
+            for v in vs:
+                pred[v].append(u)
+        ahead, behind = _reach(self.succ, 0), _reach(pred, self.sink)
+        live = [ahead[i] and behind[i] for i in range(size)]
+        degree = [sum(1 for p in pred[i] if live[p]) for i in range(size)]
+        ready, order = [0] if live[0] else [], []
+        while ready:
+            ready.sort(reverse=True)
+            u = ready.pop()
+            order.append(u)
+            for v in self.succ[u]:
+                if live[v]:
+                    degree[v] -= 1
+                    if degree[v] == 0:
+                        ready.append(v)
+        return order
 
 
-def _part(graph: nx.DiGraph, inputs: list[Any], outputs: list[Any]) -> tuple[list[Layer], list[Skip]]:
-    g = _expand(graph, inputs, outputs)
-    if not g.has_node("sink") or not nx.has_path(g, "root", "sink"):
+def _reach(edges: list[list[int]], start: int) -> list[bool]:
+    seen = [False] * len(edges)
+    seen[start], stack = True, [start]
+    while stack:
+        for v in edges[stack.pop()]:
+            if not seen[v]:
+                seen[v] = True
+                stack.append(v)
+    return seen
+
+
+def _part(g: _LayerGraph) -> tuple[list[Layer], list[Skip]]:
+    order = g.live_order()
+    if not order or order[-1] != g.sink:
         return [], []
-    weight = {n: 1 if "layer" in g.nodes[n] else 0 for n in g}
-    best: dict[Any, tuple[int, Any]] = {}
-    for n in nx.topological_sort(g):  # longest path: first predecessor with the most layers
-        preds = [(best[p][0], p) for p in g.predecessors(n) if p in best]
-        if n == "root":
-            best[n] = (0, None)
-        elif preds:
-            top = max(c for c, _ in preds)
-            best[n] = (top + weight[n], next(p for c, p in preds if c == top))
-    chain, node = [], "sink"
+    live = set(order)
+    weight = [0 if x is None else 1 for x in g.layer]
+    best: dict[int, tuple[int, int | None]] = {0: (0, None)}
+    for u in order:  # longest path: the first predecessor (in topological order) with the most layers
+        here = best[u][0]
+        for v in g.succ[u]:
+            if v in live and (v not in best or here + weight[v] > best[v][0]):
+                best[v] = (here + weight[v], u)
+    chain, node = [], g.sink
     while node is not None:
         chain.append(node)
         node = best[node][1]
@@ -108,19 +145,18 @@ def _part(graph: nx.DiGraph, inputs: list[Any], outputs: list[Any]) -> tuple[lis
     for n in chain:
         count += weight[n]
         position[n] = count
-    on_chain = set(chain)
-    layers = [g.nodes[n]["layer"] for n in chain if weight[n]]
-    nxt = {a: b for a, b in zip(chain, chain[1:])}
+    layers = [g.layer[n] for n in chain if weight[n]]
+    nxt = dict(pairwise(chain))
     skips: list[Skip] = []
     for a in chain:
-        stack = [(s, ()) for s in g.successors(a) if s != nxt.get(a)]
+        stack = [(s, ()) for s in g.succ[a] if s in live and s != nxt.get(a)]
         while stack and len(skips) < MAX_SKIP_PATHS:
             n, labels = stack.pop()
-            if n in on_chain:
-                kind = g.nodes[n].get("merge", "add") + (":" + "-".join(labels) if labels else "")
+            if n in position:
+                kind = g.merge[n] + (":" + "-".join(labels) if labels else "")
                 skips.append(Skip(position[a], position[n], kind))
                 continue
-            here = (*labels, label(g.nodes[n]["layer"])) if weight[n] else labels
-            stack.extend((s, here) for s in g.successors(n))
+            here = (*labels, label(g.layer[n])) if weight[n] else labels  # type: ignore[arg-type]
+            stack.extend((s, here) for s in g.succ[n] if s in live)
     skips.sort(key=lambda s: (s.u, s.v, s.kind))
-    return layers, skips
+    return layers, skips  # type: ignore[return-value]

@@ -5,9 +5,9 @@ longest path) in order, and its skip connections ``(u, v, kind)`` indexed on tha
 ``add`` or ``concat``. The distance is ``D_layers + lam * D_skip``:
 
 * ``D_layers``: edit distance by dynamic programming, insert / delete cost 1, substitution cost
-  :func:`layer_distance` (1 for different layer types; for convolutions the mean over filters,
-  kernel and stride of ``|a - b| / max(a, b)``; for pooling over padding, kernel and stride;
-  0 for other layers of the same type);
+  :func:`layer_distance` (1 for different layer types; for convolutions -- types ending in
+  ``conv`` -- the mean over filters, kernel and stride of ``|a - b| / max(a, b)``; for pooling --
+  types ending in ``pool`` -- over padding, kernel and stride; 0 for other layers of the same type);
 * ``D_skip``: a minimum-cost matching of the two skip lists (Hungarian,
   ``scipy.optimize.linear_sum_assignment``) with :func:`skip_distance` (1 for different kinds,
   else ``(|u_a - u_b| + |l_a - l_b|) / (max u + max l)``, ``l = v - u``), plus the difference of
@@ -55,27 +55,58 @@ def _relative(a: float, b: float) -> float:
     return 0.0 if a == b else abs(a - b) / max(abs(a), abs(b))
 
 
+def _fields(kind: str) -> tuple[str, ...]:
+    """The attributes compared for a layer type: conv families (``conv``, ``sep_conv`` ...) and
+    pooling (``pool``, ``max_pool`` ...) have theirs, other layers none."""
+    return CONV_FIELDS if kind.endswith("conv") else POOL_FIELDS if kind.endswith("pool") else ()
+
+
 def layer_distance(a: Layer, b: Layer) -> float:
     """Substitution cost of two layers, in [0, 1]."""
     if a.type != b.type:
         return 1.0
-    fields = CONV_FIELDS if a.type == "conv" else POOL_FIELDS if a.type == "pool" else ()
+    fields = _fields(a.type)
     if not fields:
         return 0.0
     return float(np.mean([_relative(float(a.attrs.get(f, 0)), float(b.attrs.get(f, 0))) for f in fields]))
 
 
+def _encode(layers: Sequence[Layer]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Types, compared attributes (3 per layer) and whether a layer has any, as arrays."""
+    types = np.array([x.type for x in layers], dtype=object)
+    fields = [_fields(x.type) for x in layers]
+    values = np.array([[float(x.attrs.get(f, 0)) for f in fs] if fs else [0.0] * 3 for x, fs in zip(layers, fields)],
+                      dtype=float).reshape(len(layers), 3)
+    return types, values, np.array([bool(fs) for fs in fields], dtype=bool)
+
+
+def substitution_matrix(a: Sequence[Layer], b: Sequence[Layer]) -> np.ndarray:
+    """``layer_distance(a[i], b[j])`` for every pair, computed at once."""
+    ta, va, fa = _encode(a)
+    tb, vb, _ = _encode(b)
+    same = ta[:, None] == tb[None, :]
+    x, y = va[:, None, :], vb[None, :, :]
+    top = np.maximum(np.abs(x), np.abs(y))
+    rel = np.where(x == y, 0.0, np.abs(x - y) / np.where(top == 0, 1.0, top)).mean(-1)
+    return np.where(same, np.where(fa[:, None], rel, 0.0), 1.0)
+
+
 def layers_distance(a: Sequence[Layer], b: Sequence[Layer]) -> float:
-    """Edit distance of two layer sequences (insert/delete 1, substitute ``layer_distance``)."""
+    """Edit distance of two layer sequences (insert/delete 1, substitute ``layer_distance``),
+    one table row at a time: with ``c[j] = min(up + 1, diagonal + substitution)`` the row is
+    ``min_{k <= j} (c[k] + j - k)``, a running minimum."""
     n, m = len(a), len(b)
-    table = np.zeros((n + 1, m + 1))
-    table[:, 0] = np.arange(n + 1)
-    table[0, :] = np.arange(m + 1)
+    if n == 0 or m == 0:
+        return float(n + m)
+    sub = substitution_matrix(a, b)
+    steps = np.arange(m + 1, dtype=float)
+    row = steps.copy()
     for i in range(1, n + 1):
-        for j in range(1, m + 1):
-            table[i, j] = min(table[i - 1, j] + 1, table[i, j - 1] + 1,
-                              table[i - 1, j - 1] + layer_distance(a[i - 1], b[j - 1]))
-    return float(table[n, m])
+        c = np.empty(m + 1)
+        c[0] = i
+        c[1:] = np.minimum(row[1:] + 1, row[:-1] + sub[i - 1])
+        row = np.minimum.accumulate(c - steps) + steps
+    return float(row[m])
 
 
 def skip_distance(a: Skip, b: Skip, max_u: float, max_len: float) -> float:

@@ -23,10 +23,12 @@ from collections.abc import Sequence
 
 import numpy as np
 from scipy.linalg import cho_solve, solve_triangular
+from scipy.special import ndtri
 
 from controllers.bayes.distance import Descriptor, DistanceCache
 
 JITTER = 1e-10
+TARGETS = ("standard", "rank")
 
 
 class EditDistanceGP:
@@ -34,7 +36,13 @@ class EditDistanceGP:
     before the unit-amplitude kernel sees them and predictions are scaled back, so the prior
     fits accuracies in [0, 1] and in percent alike (deviation: Auto-Keras fits raw metrics)."""
 
-    def __init__(self, lam: float = 1.0, seed: int = 0, distances: DistanceCache | None = None) -> None:
+    def __init__(self, lam: float = 1.0, seed: int = 0, distances: DistanceCache | None = None,
+                 targets: str = "standard", noise: float = JITTER) -> None:
+        if targets not in TARGETS:
+            raise ValueError(f"targets must be one of {', '.join(TARGETS)}, got {targets!r}")
+        if not noise > 0:
+            raise ValueError(f"noise must be > 0, got {noise!r}")
+        self.targets, self.noise = targets, float(noise)
         self.lam = lam
         self.dist = distances if distances is not None else DistanceCache(lam)
         self.rng = np.random.default_rng(seed)
@@ -71,7 +79,7 @@ class EditDistanceGP:
             self.subsets = [np.asarray(s, dtype=int) for s in subsets]
         self.coords = self._coordinates(self.distances)
         self.kernel = self._rbf(self.coords, self.coords)
-        self.chol = _cholesky(self.kernel)
+        self.chol = _cholesky(self.kernel, self.noise)
         self._solve()
         return self
 
@@ -90,9 +98,9 @@ class EditDistanceGP:
         self.coords = np.vstack([self.coords, c])
         self.kernel = np.block([[self.kernel, k[:, None]], [k[None, :], np.ones((1, 1))]])
         l_row = solve_triangular(self.chol, k, lower=True)
-        diag = 1.0 + JITTER - l_row @ l_row
+        diag = 1.0 + self.noise - l_row @ l_row
         if diag <= 1e-12:  # numerically dependent: refactorise with more jitter
-            self.chol = _cholesky(self.kernel)
+            self.chol = _cholesky(self.kernel, self.noise)
         else:
             self.chol = np.block([[self.chol, np.zeros((n, 1))], [l_row[None, :], np.array([[math.sqrt(diag)]])]])
         self._solve()
@@ -101,22 +109,37 @@ class EditDistanceGP:
         self.mean = float(self.y.mean())
         spread = float(self.y.std())
         self.scale = spread if spread > 1e-12 else 1.0
-        self.alpha = cho_solve((self.chol, True), (self.y - self.mean) / self.scale)
+        self.z = self.standardise(self.y)
+        self.alpha = cho_solve((self.chol, True), self.z)
+
+    def standardise(self, y: np.ndarray) -> np.ndarray:
+        """Values in the GP's own units: ``(y - mean) / std`` (``standard``), or the normal scores of
+        their ranks among the observations (``rank``: a Gaussian copula, robust to outliers)."""
+        y = np.asarray(y, dtype=float)
+        if self.targets == "standard":
+            return (y - self.mean) / self.scale
+        ranks = np.searchsorted(np.sort(self.y), y, side="left") + 0.5 * (
+            np.searchsorted(np.sort(self.y), y, side="right") - np.searchsorted(np.sort(self.y), y, side="left"))
+        return ndtri(np.clip(ranks / len(self.y), 0.5 / len(self.y), 1 - 0.5 / len(self.y)))
 
     # -- prediction ------------------------------------------------------------------------------
-    def predict(self, x: Sequence[Descriptor]) -> tuple[np.ndarray, np.ndarray]:
-        """Posterior mean and standard deviation at ``x``."""
+    def predict(self, x: Sequence[Descriptor], standardised: bool = False) -> tuple[np.ndarray, np.ndarray]:
+        """Posterior mean and standard deviation at ``x``: in the metric's units, or in the GP's
+        own (:meth:`standardise`) with ``standardised`` (the only units of ``targets="rank"``)."""
         d = self.dist.matrix(list(x), self.x)
         k = self._rbf(self._coordinates(d), self.coords)
-        mu = (k @ self.alpha) * self.scale + self.mean
+        mu = k @ self.alpha
         v = solve_triangular(self.chol, k.T, lower=True)
-        var = np.clip(1.0 + JITTER - (v * v).sum(0), 0.0, None)
-        return mu, np.sqrt(var) * self.scale
+        sigma = np.sqrt(np.clip(1.0 - (v * v).sum(0), 0.0, None))
+        if standardised:
+            return mu, sigma
+        if self.targets != "standard":
+            raise ValueError("a GP fitted on ranks predicts in standardised units only")
+        return mu * self.scale + self.mean, sigma * self.scale
 
 
-def _cholesky(kernel: np.ndarray) -> np.ndarray:
+def _cholesky(kernel: np.ndarray, jitter: float = JITTER) -> np.ndarray:
     """Lower Cholesky factor of ``kernel + jitter * I``, the jitter growing tenfold on failure."""
-    jitter = JITTER
     for _ in range(12):
         try:
             return np.linalg.cholesky(kernel + jitter * np.eye(len(kernel)))

@@ -61,6 +61,11 @@ class MorphSpace(SearchSpace):
     description: ClassVar[str] = "Auto-Keras network morphisms: deeper/wider/skip from a seed CNN, function-preserving"
     offers: ClassVar[frozenset[str]] = frozenset({"graph", "neighbors"})
     default_task: ClassVar[Task] = Task("classification", 3, (32, 32), 10)
+    # Children start from their parent's weights through the morphism (Auto-Keras), and stop
+    # training after 3 epochs without a validation-loss drop (Auto-Keras: 5, of up to 200).
+    default_evaluators: ClassVar[tuple[Any, ...]] = (
+        {"name": "train", "epochs": 10, "patience": 3, "inherit_weights": True},
+    )
 
     def __init__(self, start: str = "cnn", width: int = 64, depth: int = 3, max_layers: int = 200,
                  max_width: int = 4096, max_params: int = 2**25) -> None:
