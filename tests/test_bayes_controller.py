@@ -143,3 +143,4 @@ def test_bayes_needs_a_graph_and_refuses_bad_options():
     space, controller = registry.create("space", "seg-unet"), registry.create("controller", "bayes")
     with pytest.raises(Exception, match="graph"):
         registry.check_compatible(space, controller, "seg-unet", "bayes")
+

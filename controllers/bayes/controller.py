@@ -65,8 +65,7 @@ class BayesController(Controller):
     requires: ClassVar[frozenset[str]] = frozenset({"graph"})
 
     def __init__(self, beta: float = 2.576, lam: float = 1.0, initial: int | None = None, neighbours: int = 8,
-                 t_min: float = 1e-4, decay: float = 0.9, inherit: bool = True, targets: str = "rank",
-                 noise: float = 1e-10) -> None:
+                 t_min: float = 1e-4, decay: float = 0.9, inherit: bool = True, targets: str = "rank") -> None:
         super().__init__()
         if beta < 0 or lam < 0:
             raise ValueError(f"bayes: beta and lam must be >= 0 (got beta={beta}, lam={lam})")
@@ -81,9 +80,7 @@ class BayesController(Controller):
         self.t_min, self.decay, self.inherit = float(t_min), float(decay), bool(inherit)
         if targets not in TARGETS:
             raise ValueError(f"bayes: targets must be one of {', '.join(TARGETS)}, got {targets!r}")
-        if not noise > 0:
-            raise ValueError(f"bayes: noise must be > 0 (the GP's nugget in its own units), got {noise!r}")
-        self.targets, self.noise = targets, float(noise)
+        self.targets = targets
         self.last: Found | None = None  # the last tree search (for logs and tests)
 
     def bind(self, space: SearchSpace, task: Task, objectives: Sequence[Objective], seed: int) -> None:
@@ -92,8 +89,7 @@ class BayesController(Controller):
             raise ValueError(f"bayes: space {space.name!r} offers neither 'neighbors' (morphisms) nor 'decisions'")
         self.initial = self.initial_option or (10 if "decisions" in space.offers else 1)
         self.distances = DistanceCache(self.lam)
-        self.gp = EditDistanceGP(self.lam, seed=seed, distances=self.distances, targets=self.targets,
-                                noise=self.noise)
+        self.gp = EditDistanceGP(self.lam, seed=seed, distances=self.distances, targets=self.targets)
         self._descriptors: dict[str, Descriptor] = {}
         self.observed: list[tuple[dict[str, Any], float, int | None]] = []  # (arch, value, trial)
         self.tried: set[Hashable] = set()  # descriptor keys of everything proposed or told
@@ -132,7 +128,8 @@ class BayesController(Controller):
             if found.arch is not None:
                 inherit = "parent" if self.inherit and found.parent is not None else None
                 proposal = Proposal(found.arch, parent=found.parent, inherit=inherit,
-                                    note=f"ucb {found.score:.4g}, {found.pops} pops, {found.scored} scored")
+                                    note=f"neighbour of trial {found.parent}: ucb {found.score:.4g}, "
+                                         f"{found.pops} pops, {found.scored} scored")
             else:
                 arch = self._fresh()
                 proposal = Proposal(arch, note="fallback: no unseen neighbour") if arch is not None else None
