@@ -116,7 +116,7 @@ def test_constraints_mark_infeasible_trials_and_keep_them_off_the_front(tmp_path
 
 def test_incompatible_controller_is_refused_naming_choices(tmp_path):
     with pytest.raises(RunSetupError, match="requires \\['neighbors'\\].*controllers for this space: random, evolution, "
-                                            "tpe, nsga2, darts, rl; spaces for this controller: none"):
+                                            "tpe, nsga2, darts, rl, bayes; spaces for this controller: morph"):
         make(tmp_path, controller="tests.test_run:NeedsMorphisms")
     assert not (tmp_path / "run").exists()
 
