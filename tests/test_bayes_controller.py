@@ -129,6 +129,7 @@ def test_state_dict_restores_the_next_proposal():
     a = BayesController(initial=3)
     drive(a, NB201Space(), 8, seed=4)
     state = a.state_dict()
+    assert len(state["tried"]) == 8  # every architecture asked, failures included, is never proposed again
     b = BayesController(initial=3)
     b.setup(NB201Space(), MAX, 99)
     b.load_state_dict(state)

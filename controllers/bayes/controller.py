@@ -94,6 +94,7 @@ class BayesController(Controller):
         self._descriptors: dict[str, Descriptor] = {}
         self.observed: list[tuple[dict[str, Any], float, int | None]] = []  # (arch, value, trial)
         self.tried: set[Hashable] = set()  # descriptor keys of everything proposed or told
+        self._tried_archs: dict[str, None] = {}  # the same architectures' keys, in order (for state_dict)
         self.pending: dict[int, Proposal] = {}
         self._worst: float | None = None
         self._in_gp: list[Hashable] = []  # what the GP holds: real results, then believers
@@ -135,14 +136,14 @@ class BayesController(Controller):
                 arch = self._fresh()
                 proposal = Proposal(arch, note="fallback: no unseen neighbour") if arch is not None else None
         if proposal is not None:
-            self.tried.add(self.key(proposal.arch))
+            self._remember(proposal.arch)
             self.pending[id(proposal)] = proposal
             proposal.meta[_PENDING] = True
         return proposal
 
     def tell(self, proposal: Proposal, result: Result) -> None:
         self.pending.pop(id(proposal), None)
-        self.tried.add(self.key(proposal.arch))
+        self._remember(proposal.arch)
         value = self.fitness(result)[0] if result.feasible else None
         if value is not None:
             self._worst = value if self._worst is None else min(self._worst, value)
@@ -158,6 +159,10 @@ class BayesController(Controller):
             self._in_gp.append(self.key(proposal.arch))
 
     # -- internals -------------------------------------------------------------------------------
+    def _remember(self, arch: Arch) -> None:
+        self.tried.add(self.key(arch))
+        self._tried_archs[arch_key(arch)] = None
+
     def _sync_gp(self) -> None:
         """The GP holds every real result, then a believer (its predicted mean) per pending proposal."""
         if len(self._in_gp) != len(self.observed) + self._believers or not self._in_gp:
@@ -206,7 +211,7 @@ class BayesController(Controller):
     def state_dict(self) -> dict[str, Any]:
         return {
             "observed": [[dict(a), v, t] for a, v, t in self.observed],
-            "tried": [arch_key(p.arch) for p in self.pending.values()],
+            "tried": list(self._tried_archs),
             "worst": self._worst,
             "asked": self._asked,
             "rng": self.rng.bit_generator.state,
@@ -216,7 +221,9 @@ class BayesController(Controller):
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
         self.observed = [(dict(a), float(v), t) for a, v, t in state["observed"]]
-        self.tried = {self.key(a) for a, _, _ in self.observed} | {self.key(arch_from_key(k)) for k in state["tried"]}
+        self.tried, self._tried_archs = set(), {}
+        for key in state["tried"]:
+            self._remember(arch_from_key(key))
         self._worst, self._asked = state["worst"], int(state["asked"])
         self.rng.bit_generator.state = state["rng"]
         self.gp.rng.bit_generator.state = state["gp_rng"]
