@@ -5,11 +5,11 @@ A priority queue starts with every trained architecture keyed by its metric, bes
 cools the temperature (``T <- decay * T`` from ``T = 1`` until ``T <= t_min``: at most 88 pops
 with the defaults) and is accepted with probability ``min(1, exp((value - best) / (T * scale)))``,
 where ``value`` is the popped element's metric (a trained seed) or acquisition (a generated one)
-and ``best`` the best acquisition so far. An accepted element expands into its unseen neighbours,
+and ``best`` the best acquisition so far (both in the GP's standardised units). An accepted element expands into its unseen neighbours,
 each scored by the acquisition and pushed; the best scored neighbour is returned with the trained
 ancestor it descends from. As in Auto-Keras (not the paper's Algorithm 1) the test is applied to
-the popped element. Deviation: ``scale`` (the standard deviation of the observed metric) makes
-the temperature scale-free, so one schedule serves accuracies in [0, 1] and in percent.
+the popped element. Deviation: values are in the GP's standardised units (ranks or z-scores),
+so one schedule serves accuracies in [0, 1] and in percent.
 """
 
 from __future__ import annotations
@@ -49,8 +49,7 @@ class Found:
 
 
 def anneal(seeds: Sequence[Seed], neighbors: Neighbors, score: Score, key: Callable[[Any], Hashable],
-           seen: set[Hashable], rng: np.random.Generator, *, t_min: float = 1e-4, decay: float = 0.9,
-           scale: float = 1.0) -> Found:
+           seen: set[Hashable], rng: np.random.Generator, *, t_min: float = 1e-4, decay: float = 0.9) -> Found:
     """Run the annealed tree search; ``seen`` holds the keys of architectures never to return
     (trained or pending) and grows with every neighbour generated."""
     if not 0 < decay < 1 or not 0 < t_min < 1:
@@ -63,7 +62,7 @@ def anneal(seeds: Sequence[Seed], neighbors: Neighbors, score: Score, key: Calla
     while heap and temperature > t_min:
         neg_value, _, arch, parent = heapq.heappop(heap)
         best.pops += 1
-        gap = (-neg_value - best.score) / (temperature * scale)
+        gap = (-neg_value - best.score) / temperature
         if best.arch is None or gap >= 0 or rng.random() < math.exp(gap):
             children = []
             for child in neighbors(arch):
