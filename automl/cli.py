@@ -200,7 +200,7 @@ def show(
     trial: Annotated[int | None, typer.Option(help="one trial in full: architecture, proposal, metrics, error and traceback")] = None,
 ) -> None:
     """Table of trials, the best trial and the Pareto front of a run (never writes into it)."""
-    from automl.report import ReportError, open_run, trials_table
+    from automl.report import ReportError, open_run, scorings_table, trials_table
 
     if top < 0:
         _fail(f"--top must be >= 0 (0 lists all trials), got {top}")
@@ -236,6 +236,8 @@ def show(
         console.print("no feasible completed trial yet")
     front = view.front()
     console.print(f"Pareto front ({len(front)}): " + ", ".join(f"#{r.number}" for r in front) + "   (* in the table)")
+    if view.scorings:
+        console.print(scorings_table(view.scorings, top if top > 0 else len(view.scorings)))
 
 
 def _show_trial(console, view, number: int) -> None:

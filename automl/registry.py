@@ -31,6 +31,7 @@ BUILTIN: dict[str, dict[str, str]] = {
         "macro": "search_spaces.macro:MacroSpace",
         "nasnet": "search_spaces.nasnet:NasnetSpace",
         "morph": "search_spaces.morph:MorphSpace",
+        "cr-resnet": "search_spaces.cr_resnet:CRResNetSpace",
     },
     "controller": {
         "random": "controllers.random_search:RandomSearch",
@@ -40,6 +41,7 @@ BUILTIN: dict[str, dict[str, str]] = {
         "darts": "controllers.oneshot.darts:DartsController",
         "rl": "controllers.rl.controller:RLController",
         "bayes": "controllers.bayes.controller:BayesController",
+        "cr": "controllers.oneshot.cr:CRController",
     },
     "evaluator": {
         "nb201-table": "evaluators.nb201_table:NB201TableEvaluator",

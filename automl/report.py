@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from automl.config import RunConfig
@@ -23,6 +23,7 @@ class RunView:
     config: RunConfig
     objectives: tuple[Objective, ...]
     records: list[TrialRecord]
+    scorings: list[TrialRecord] = field(default_factory=list)  # supernet scorings (TrialStore.scorings)
 
     def front(self, objectives: Sequence[Objective] | None = None) -> list[TrialRecord]:
         return front(self.records, objectives or self.objectives)
@@ -52,7 +53,26 @@ def open_run(run_dir: str | Path, objectives: Sequence[str] | None = None) -> Ru
         store = TrialStore.open_existing(storage, study_name, parsed, read_only=True)
     except StoreMissing as exc:
         raise ReportError(f"cannot read the trials of {path}: {exc}") from None
-    return RunView(path, config, parsed, store.records())
+    return RunView(path, config, parsed, store.records(), store.scorings())
+
+
+def scorings_table(scorings: Sequence[TrialRecord], top: int):  # -> rich.table.Table
+    """The ``top`` best scorings of each kind (their note), best first."""
+    from rich.table import Table
+
+    table = Table(title=f"supernet scorings ({len(scorings)}; weights inherited from the supernet, not trials)")
+    metrics: list[str] = []
+    for r in scorings:
+        metrics.extend(m for m in r.metrics if m not in metrics)
+    for column in ("kind", "#", *metrics, "architecture"):
+        table.add_column(column, justify="left" if column in ("kind", "architecture") else "right", no_wrap=column != "architecture")
+    kinds = list(dict.fromkeys(r.proposal.get("note", "") for r in scorings))
+    for kind in kinds:
+        group = sorted((r for r in scorings if r.proposal.get("note", "") == kind),
+                       key=lambda r: (-(r.values[0] if r.values else float("-inf")), r.number))
+        for r in group[:top]:
+            table.add_row(kind, str(r.number), *[_fmt(r.metrics.get(m)) for m in metrics], r.arch_str or r.key)
+    return table
 
 
 def _fmt(v: float | None) -> str:

@@ -19,6 +19,13 @@ Liveness and order, for crash recovery and several processes on one study:
 * :meth:`TrialStore.claim`: a process that starts an architecture another live or finished
   trial already holds gives its trial up (``superseded``), so two processes on one study never
   evaluate the same architecture twice.
+
+*Scorings* (:meth:`TrialStore.record_scoring`) are cheap measurements a controller makes inside
+its ``prepare`` with weights inherited from its supernet (CR-NAS scores every stage allocation
+this way). They live in a second study of the same storage, ``<study>:supernet``, one trial
+each with ``proposal.inherit = "supernet"``; they are not trials of the search (no budget, not
+on the front, never served as duplicates) but stay readable (:meth:`TrialStore.scorings`,
+``automl show``) and let a resumed ``prepare`` skip what it already scored.
 """
 
 from __future__ import annotations
@@ -108,6 +115,8 @@ class TrialStore:
     ) -> None:
         optuna.logging.set_verbosity(logging.WARNING)
         self.objectives = tuple(objectives)
+        self.study_name = study_name
+        self._scoring_study: optuna.Study | None = None
         directions = ["maximize" if o.direction == "max" else "minimize" for o in objectives]
         if create:
             self.study = optuna.create_study(
@@ -231,6 +240,45 @@ class TrialStore:
     def beat(self, trial: optuna.Trial) -> None:
         """Refresh the heartbeat of a running trial (see :class:`Heartbeat`)."""
         trial.set_user_attr("heartbeat", time.time())
+
+    # -- scorings (see the module docstring) ------------------------------------------------
+    def _scoring(self, create: bool) -> optuna.Study | None:
+        if self._scoring_study is None:
+            name = f"{self.study_name}:supernet"
+            storage = self.study._storage  # the same storage (and connection) as the trials
+            if create:
+                self._scoring_study = optuna.create_study(storage=storage, study_name=name, direction="maximize",
+                                                          load_if_exists=True)
+            else:
+                try:
+                    self._scoring_study = optuna.load_study(storage=storage, study_name=name)
+                except KeyError:
+                    return None
+        return self._scoring_study
+
+    def record_scoring(self, arch: Arch, metrics: Mapping[str, float], score: float, note: str = "",
+                       arch_str: str = "", duration: float = 0.0) -> int:
+        """Store one scoring (its ``score``: larger is better); returns its number."""
+        study = self._scoring(create=True)
+        assert study is not None
+        trial = study.ask()
+        trial.set_user_attr("arch", dict(arch))
+        trial.set_user_attr("arch_key", arch_key(arch))
+        if arch_str:
+            trial.set_user_attr("arch_str", arch_str)
+        trial.set_user_attr("proposal", {"parent": None, "inherit": "supernet", "note": note})
+        trial.set_user_attr("metrics", {k: float(v) for k, v in metrics.items()})
+        trial.set_user_attr("duration_s", round(duration, 6))
+        trial.set_user_attr("told", time.time_ns())
+        study.tell(trial, float(score))
+        return trial.number
+
+    def scorings(self) -> list[TrialRecord]:
+        """Every stored scoring, by number (empty when the run made none)."""
+        study = self._scoring(create=False)
+        if study is None:
+            return []
+        return [r for t in study.get_trials(deepcopy=False) if (r := _record(t)) is not None]
 
     # -- writing ------------------------------------------------------------------------------
     def start(self, arch: Arch, arch_str: str = "", proposal: Mapping[str, Any] | None = None) -> optuna.Trial:

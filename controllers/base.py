@@ -42,6 +42,10 @@ class PrepareContext:
     the validation split stays with the evaluators). ``latency_lut`` is the latency look-up
     table an evaluator of the run offers (its ``latency_table`` attribute), if any.
     ``draw(arch, path, title)`` writes a picture of an architecture (None where not possible).
+    ``call(fn, *args)``, when given, runs ``fn(*args)`` with the resources of one trial elsewhere
+    (a Ray task under the Ray executor; ``fn`` and its arguments must pickle); None = run here.
+    ``scorings`` is the run's store (``record_scoring`` / ``scorings``: cheap measurements made
+    with supernet weights, kept beside the trials), or None without a store.
     """
 
     dataset: Any = None
@@ -53,6 +57,8 @@ class PrepareContext:
     latency_lut: Mapping[str, float] | None = None
     max_in_flight: int = 1
     draw: Callable[[Arch, Path, str], Any] | None = None
+    call: Callable[..., Any] | None = None
+    scorings: Any = None
 
 
 class Controller:

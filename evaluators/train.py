@@ -50,6 +50,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from evaluators.base import EvalContext, EvaluationError, Evaluator, TrialPruned
+from automl.metrics import confusion, summary
 from automl.types import Arch, Task
 
 PRIMARY = {"classification": "val_acc", "segmentation": "val_miou"}
@@ -388,7 +389,7 @@ def _validate(
     kind, num_classes = data.task.kind, data.task.num_classes
     ignore = data.ignore_index if kind == "segmentation" and data.ignore_index is not None else -100
     loss_sum = torch.zeros((), device=device, dtype=torch.float64)
-    confusion = torch.zeros(num_classes * num_classes, device=device, dtype=torch.int64)
+    counts = torch.zeros(num_classes * num_classes, device=device, dtype=torch.int64)
     for x, y in data.batches("val", batch_size, device=device):
         with _autocast(amp_dtype):
             out = _logits(model(x.contiguous(memory_format=fmt)))
@@ -396,21 +397,12 @@ def _validate(
         if resize:
             out = F.interpolate(out, size=y.shape[-2:], mode="bilinear", align_corners=False)
         loss_sum += F.cross_entropy(out, y, ignore_index=ignore, reduction="sum")
-        valid = y != ignore
-        confusion += torch.bincount(y[valid] * num_classes + out.argmax(1)[valid], minlength=num_classes**2)
-    confusion = confusion.view(num_classes, num_classes).double().cpu()
-    total = float(confusion.sum())
-    if total == 0:
+        counts += confusion(out, y, num_classes, ignore)
+    scores = summary(counts, num_classes, kind)
+    if not scores:
         raise EvaluationError(f"train: the validation part of {data.spec!r} has no labelled sample or pixel")
-    correct = float(confusion.diag().sum())
-    metrics = {"val_loss": float(loss_sum) / total}
-    if kind == "classification":
-        metrics["val_acc"] = correct / total
-    else:
-        union = confusion.sum(0) + confusion.sum(1) - confusion.diag()
-        present = union > 0
-        metrics["val_miou"] = float((confusion.diag()[present] / union[present]).mean())
-        metrics["val_pixel_acc"] = correct / total
+    metrics = {"val_loss": float(loss_sum) / float(counts.sum())}
+    metrics.update({f"val_{k}": v for k, v in scores.items()})
     return metrics
 
 

@@ -16,6 +16,9 @@ capability     meaning
                ``decisions`` space has it too (its mutations)
 ``supernet``   ``supernet(task)`` returns a weight-sharing network
 ``lut``        ``lut_entries(task)`` / ``lut_keys(arch, task)``: latency look-up tables
+``realloc``    ``reallocation()`` names the stage-allocation and per-block dilation decisions
+               and ``single_path_supernet(task)`` returns a single-path supernet (CR-NAS;
+               :mod:`search_spaces.supernet.single_path`)
 =============  =================================================================
 ``transfer(parent_arch, parent_state, child_arch, child_model)`` loads a trained parent's weights
 into a child (weight inheritance); by default every tensor whose name and shape match, in spaces
@@ -50,7 +53,7 @@ if TYPE_CHECKING:  # torch and networkx are only needed by spaces that build net
     import networkx as nx
     from torch import nn
 
-CAPABILITIES = ("decisions", "graph", "neighbors", "supernet", "lut")
+CAPABILITIES = ("decisions", "graph", "neighbors", "supernet", "lut", "realloc")
 
 
 class CapabilityError(TypeError):
@@ -183,6 +186,13 @@ class SearchSpace:
 
     def supernet(self, task: Task | None = None, **options: Any) -> Any:
         raise CapabilityError(f"space {self.name!r} does not offer 'supernet'")
+
+    def single_path_supernet(self, task: Task | None = None, **options: Any) -> Any:
+        raise CapabilityError(f"space {self.name!r} does not offer 'realloc'")
+
+    def reallocation(self) -> Any:
+        """The allocation and dilation decisions (a ``Reallocation``) of a ``realloc`` space."""
+        raise CapabilityError(f"space {self.name!r} does not offer 'realloc'")
 
     def lut_entries(self, task: Task | None = None) -> dict[str, LutEntry]:
         """Every block configuration the space can produce for ``task``, keyed for a LUT."""

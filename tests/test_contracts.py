@@ -108,6 +108,14 @@ def test_space_capabilities_work_as_declared(name):
         net = space.supernet(space.default_task)
         assert list(net.arch_parameters())
         assert space.validate(net.derive())
+    if "realloc" in space.offers:
+        levels = space.reallocation()
+        assert space.validate(levels.baseline)
+        assert {levels.allocation.name, *(d.name for d in levels.dilations)} == {d.name for d in space.decisions()}
+        torch.manual_seed(0)
+        net = space.single_path_supernet(space.default_task)
+        net.activate(arch)
+        space.build(arch, space.default_task).load_state_dict(net.subnet_state(arch), strict=True)
     if "lut" in space.offers:
         keys = space.lut_keys(arch, space.default_task)
         assert keys and set(keys) <= set(space.lut_entries(space.default_task))
@@ -118,7 +126,7 @@ def test_space_capabilities_work_as_declared(name):
     for capability in set(CAPABILITIES) - set(space.offers) - {"decisions"}:
         if capability == "neighbors" and "decisions" in space.offers:
             continue  # every decision space has its mutations as neighbours
-        method = {"lut": "lut_keys"}.get(capability, capability)
+        method = {"lut": "lut_keys", "realloc": "single_path_supernet"}.get(capability, capability)
         with pytest.raises(CapabilityError):
             if capability == "neighbors":
                 space.neighbors(arch, np.random.default_rng(0))

@@ -87,6 +87,7 @@ class Executor(ABC):
     """Runs the trials an :class:`~automl.engine.Engine` hands out until it says the search is over."""
 
     name = ""
+    in_process = True  # trials run in this process (False: elsewhere, see call)
 
     def start(self, log: Callable[[str], Any] | None = None) -> None:
         """Acquire what the executor needs (a Ray connection); ValueError (one line) when not possible."""
@@ -94,6 +95,11 @@ class Executor(ABC):
     @abstractmethod
     def run(self, engine: Any, workbench: Any, reporter: Callable[[Any], Callable[[int, float], bool]]) -> None:
         """Drive ``engine``; ``reporter(optuna_trial)`` gives ``ctx.report`` for in-process pruning."""
+
+    def call(self, fn: Callable[..., Any], *args: Any) -> Any:
+        """``fn(*args)`` with the resources of one trial, where trials run (a controller's supernet
+        training goes through this): here, in this process."""
+        return fn(*args)
 
     def close(self) -> None:
         """Release what the executor started (a local Ray instance)."""

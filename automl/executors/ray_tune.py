@@ -81,6 +81,14 @@ def _trainable(config: dict[str, Any], workbench: Workbench) -> None:
     tune.report({VALUE: 0.0, OUTCOME: json.dumps(dataclasses.asdict(outcome))})
 
 
+def _threaded(fn: Callable[..., Any], threads: int, *args: Any) -> Any:
+    """Run ``fn(*args)`` in a Ray worker with ``threads`` torch threads."""
+    import torch
+
+    torch.set_num_threads(threads)
+    return fn(*args)
+
+
 def _searcher_class() -> type:
     from ray import tune
     from ray.tune.search import Searcher
@@ -153,6 +161,7 @@ class RayTuneExecutor(Executor):
     """Trials as Ray Tune trials (see the module docstring)."""
 
     name = "ray"
+    in_process = False
 
     def __init__(self, options: ExecutorOptions, *, metric_mode: str = "max") -> None:
         self.options = options
@@ -227,6 +236,20 @@ class RayTuneExecutor(Executor):
         tuner.fit()
         if engine.in_flight:  # Tune stopped early (Ctrl-C): those trials run again on resume
             raise KeyboardInterrupt
+
+    def call(self, fn: Callable[..., Any], *args: Any) -> Any:
+        """``fn(*args)`` as a Ray task with one trial's resources (``--trial-cpus`` threads,
+        ``--trial-gpus``); its exceptions come back as they were raised."""
+        import ray
+
+        if not ray.is_initialized():
+            self.start()
+        o = self.options
+        task = ray.remote(num_cpus=o.trial_cpus, num_gpus=o.trial_gpus, max_retries=0)(_threaded)
+        try:
+            return ray.get(task.remote(fn, max(1, int(o.trial_cpus)), *args))
+        except ray.exceptions.RayTaskError as exc:
+            raise exc.as_instanceof_cause() from None
 
     def close(self) -> None:
         if self.storage is not None:

@@ -90,6 +90,10 @@ class OneShotController(Controller):
             latency_lut=ctx.latency_lut,
         ))
         self._asked = 0
+        self.draw_derived(ctx)
+
+    def draw_derived(self, ctx: PrepareContext) -> None:
+        """A picture of each derived architecture in the run directory (where the space draws)."""
         if ctx.draw is not None and ctx.run_dir is not None:
             for i, arch in enumerate(self.derived):
                 path = ctx.draw(arch, ctx.run_dir / f"derived-{i}.png", f"derived architecture {i}")

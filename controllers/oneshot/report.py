@@ -92,14 +92,14 @@ class Progress:
     """Where the per-epoch line goes: ``log(line)`` when given, else a rich progress bar on a
     terminal (nothing when stderr is not a terminal; notices then become warnings)."""
 
-    def __init__(self, log: Callable[[str], Any] | None, epochs: int, start: int) -> None:
+    def __init__(self, log: Callable[[str], Any] | None, epochs: int, start: int, label: str = "darts search") -> None:
         self.log = log
         self._bar: Any = None
         if log is None and sys.stderr.isatty():
             from rich.console import Console
             from rich.progress import BarColumn, MofNCompleteColumn, Progress as RichProgress, TextColumn, TimeRemainingColumn
 
-            self._bar = RichProgress(TextColumn("darts search"), BarColumn(), MofNCompleteColumn(),
+            self._bar = RichProgress(TextColumn(label), BarColumn(), MofNCompleteColumn(),
                                      TimeRemainingColumn(), TextColumn("{task.description}"),
                                      console=Console(stderr=True), transient=False)
             self._task = self._bar.add_task("", total=epochs, completed=start)
