@@ -128,3 +128,23 @@ def test_an_unreachable_ray_address_is_one_line_before_any_file(tmp_path):
         make(tmp_path, Score(), ray_address="127.0.0.1:9")
     assert "--ray-address '127.0.0.1:9': nothing answers there" in str(exc.value)
     assert not (tmp_path / "run").exists()
+
+
+def test_cr_supernet_phases_run_as_ray_tasks_and_match_the_local_search(local_ray, tmp_path):
+    from tests.test_cr_controller import _config
+
+    local_run = Run(_config(tmp_path, name="local"), tensorboard=False)
+    local = local_run.execute()
+    cfg = _config(tmp_path, name="ray")
+    cfg.executor, cfg.workers, cfg.trial_cpus = "ray", 1, 2.0
+    lines: list[str] = []
+    run = Run(cfg, tensorboard=False, log=lines.append)
+    remote = run.execute()
+    assert any("stage phase runs as a task with one trial's resources" in line for line in lines)
+    # the same stage scores (up to float order: the task has other threads) and allocation
+    stage = [r for r in run.store.scorings() if r.proposal["note"] == "stage allocation"]
+    expected = [r for r in local_run.store.scorings() if r.proposal["note"] == "stage allocation"]
+    assert [r.arch for r in stage] == [r.arch for r in expected] and len(stage) == 9
+    assert [r.values[0] for r in stage] == pytest.approx([r.values[0] for r in expected], abs=1e-3)
+    assert [r.arch["alloc"] for r in remote.records] == [r.arch["alloc"] for r in local.records]
+    assert (tmp_path / "ray" / "supernet" / "stage.pt").is_file()  # written by the Ray task
