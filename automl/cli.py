@@ -41,7 +41,7 @@ def _brief(options: dict[str, Any]) -> str:
     return ", ".join(f"{k}={v}" for k, v in options.items())
 
 
-def _parse_sets(sets: list[str], cfg: Any) -> None:
+def parse_sets(sets: list[str], cfg: Any) -> None:
     """Apply ``--set space.K=V`` / ``controller.K=V`` / ``EVALUATOR.K=V`` (V read as YAML)."""
     from automl.config import load_yaml
 
@@ -128,7 +128,7 @@ def search(
         for key, value in overrides.items():
             if value is not None and value != []:
                 cfg.set(key, value)
-        _parse_sets(set_ or [], cfg)
+        parse_sets(set_ or [], cfg)
         console = _console()
         skipped = cfg.fill_defaults()
         run = Run(cfg, resume=resume is not None, join=join, progress=progress,
@@ -346,7 +346,7 @@ def latency_table(
     cfg = RunConfig()
     try:
         cfg.set("space", space)
-        _parse_sets([s for s in (set_ or []) if s.startswith("space.")], cfg)
+        parse_sets([s for s in (set_ or []) if s.startswith("space.")], cfg)
         if any(not s.startswith("space.") for s in (set_ or [])):
             _fail("latency-table: --set takes space options only (space.KEY=VALUE)")
         sp = registry.create("space", cfg.space.name, cfg.space.options)

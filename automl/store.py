@@ -20,7 +20,7 @@ Liveness and order, for crash recovery and several processes on one study:
   trial already holds gives its trial up (``superseded``), so two processes on one study never
   evaluate the same architecture twice.
 
-*Scorings* (:meth:`TrialStore.record_scoring`) are cheap measurements a controller makes inside
+*Scorings* (:meth:`TrialStore.record_scorings`, :class:`automl.types.Scoring`) are cheap measurements a controller makes inside
 its ``prepare`` with weights inherited from its supernet (CR-NAS scores every stage allocation
 this way). They live in a second study of the same storage, ``<study>:supernet``, one trial
 each with ``proposal.inherit = "supernet"``; they are not trials of the search (no budget, not
@@ -45,7 +45,7 @@ from typing import Any
 import optuna
 from optuna.trial import TrialState
 
-from automl.types import Arch, Objective, Result, arch_key
+from automl.types import Arch, Objective, Result, Scoring, arch_key
 
 
 @dataclass
@@ -256,22 +256,16 @@ class TrialStore:
                     return None
         return self._scoring_study
 
-    def record_scoring(self, arch: Arch, metrics: Mapping[str, float], score: float, note: str = "",
-                       arch_str: str = "", duration: float = 0.0) -> int:
-        """Store one scoring (its ``score``: larger is better); returns its number."""
+    def record_scorings(self, scorings: Sequence[Scoring]) -> None:
+        """Store scorings (each ``score``: larger is better) in one batch."""
         study = self._scoring(create=True)
         assert study is not None
-        trial = study.ask()
-        trial.set_user_attr("arch", dict(arch))
-        trial.set_user_attr("arch_key", arch_key(arch))
-        if arch_str:
-            trial.set_user_attr("arch_str", arch_str)
-        trial.set_user_attr("proposal", {"parent": None, "inherit": "supernet", "note": note})
-        trial.set_user_attr("metrics", {k: float(v) for k, v in metrics.items()})
-        trial.set_user_attr("duration_s", round(duration, 6))
-        trial.set_user_attr("told", time.time_ns())
-        study.tell(trial, float(score))
-        return trial.number
+        now = time.time_ns()
+        study.add_trials(optuna.trial.create_trial(value=float(s.score), user_attrs={
+            "arch": dict(s.arch), "arch_key": arch_key(s.arch), "arch_str": s.arch_str,
+            "proposal": {"parent": None, "inherit": "supernet", "note": s.note},
+            "metrics": {k: float(v) for k, v in s.metrics.items()}, "duration_s": round(s.duration, 6), "told": now,
+        }) for s in scorings)
 
     def scorings(self) -> list[TrialRecord]:
         """Every stored scoring, by number (empty when the run made none)."""

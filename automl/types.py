@@ -13,6 +13,7 @@ evaluators may all depend on it without an arrow pointing back at the app.
 * :class:`Result`: what a controller learns about one evaluated architecture.
 * :class:`Proposal`: what a controller's ``ask`` returns: the architecture plus, optionally,
   the trial it was derived from and which trained weights the new trial may start from.
+* :class:`Scoring`: a measurement made with a supernet's weights, stored beside the trials.
 """
 
 from __future__ import annotations
@@ -151,3 +152,17 @@ class Proposal:
     def describe(self) -> dict[str, Any]:
         """The stored, JSON-able part (everything but ``meta``)."""
         return {"parent": self.parent, "inherit": self.inherit, "note": self.note}
+
+
+@dataclass(frozen=True)
+class Scoring:
+    """A cheap measurement of an architecture with weights inherited from a supernet, made by a
+    controller in ``prepare`` (CR-NAS scores every stage allocation); the store keeps it beside
+    the trials (``TrialStore.record_scorings``). ``score`` is larger-is-better."""
+
+    arch: Arch
+    metrics: Mapping[str, float]
+    score: float
+    note: str = ""
+    arch_str: str = ""
+    duration: float = 0.0

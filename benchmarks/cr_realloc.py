@@ -38,7 +38,7 @@ from typing import Any
 import torch
 
 from automl import registry
-from automl.cli import UserError, _parse_sets
+from automl.cli import UserError, parse_sets
 from automl.config import Component, RunConfig
 from automl.run import Run, RunSetupError
 from automl.trial import Bench, TrialSpec, Workbench, run_trial
@@ -64,7 +64,7 @@ def configure(args: argparse.Namespace, folder: Path) -> tuple[RunConfig, dict[s
                     controller=Component(CONTROLLER, dict(quick["controller"])), evaluators=evaluators,
                     dataset=args.dataset, seed=args.search_seed, device=args.device, run_dir=str(folder / "search"))
     flags = [f"{target}={value}" for name, target in FLAGS.items() if (value := getattr(args, name)) is not None]
-    _parse_sets(flags + args.sets, cfg)
+    parse_sets(flags + args.sets, cfg)
     options = {e.name: dict(e.options) for e in cfg.evaluators}
     cfg.evaluators = [Component("cost")]
     cfg.objectives = ["flops_M:min"]  # required by the run; the cr controller ranks by its own supernet scores

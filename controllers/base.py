@@ -44,7 +44,7 @@ class PrepareContext:
     ``draw(arch, path, title)`` writes a picture of an architecture (None where not possible).
     ``call(fn, *args)``, when given, runs ``fn(*args)`` with the resources of one trial elsewhere
     (a Ray task under the Ray executor; ``fn`` and its arguments must pickle); None = run here.
-    ``scorings`` is the run's store (``record_scoring`` / ``scorings``: cheap measurements made
+    ``scorings`` is the run's store (``record_scorings`` / ``scorings``: cheap measurements made
     with supernet weights, kept beside the trials), or None without a store.
     """
 

@@ -150,13 +150,13 @@ def test_plugins_from_entry_points(capsys, tmp_path, monkeypatch):
 
 def test_exponent_floats_are_numbers_in_set_values_and_config_files(tmp_path):
     """PyYAML (YAML 1.1) reads 3e-3 as a string; config files and --set read YAML 1.2 floats."""
-    from automl.cli import _parse_sets
+    from automl.cli import parse_sets
     from automl.config import RunConfig, load_yaml
 
     assert load_yaml("{a: 3e-3, b: 1e4, c: -2E+2, d: 1.0.0, e: 5}") == {"a": 0.003, "b": 1e4, "c": -200.0,
                                                                          "d": "1.0.0", "e": 5}
     cfg = RunConfig()
-    _parse_sets(["controller.arch_lr=3e-3"], cfg)
+    parse_sets(["controller.arch_lr=3e-3"], cfg)
     assert cfg.controller.options["arch_lr"] == 0.003
     path = tmp_path / "c.yaml"
     path.write_text("space: nb201\ncontroller: {name: darts, arch_lr: 3e-4, w_lr: 2.5e-2}\n")
@@ -187,14 +187,14 @@ def test_a_dumped_config_reads_back_strings_that_look_like_exponent_floats(tmp_p
 
 
 def test_set_order_does_not_change_which_quick_settings_apply():
-    from automl.cli import _parse_sets
+    from automl.cli import parse_sets
     from automl.config import RunConfig
 
     def options(sets: list[str]) -> dict:
         cfg = RunConfig()
         cfg.set("space", "seg-hierarchical")
         cfg.set("controller", "darts")
-        _parse_sets(sets, cfg)
+        parse_sets(sets, cfg)
         cfg.fill_defaults()
         return cfg.controller.options
 

@@ -8,7 +8,7 @@ import pytest
 from scipy import stats
 
 from automl.store import TrialStore
-from automl.types import Decision, Objective
+from automl.types import Decision, Objective, Scoring
 from controllers.oneshot.beam import beam_search
 from controllers.oneshot.single_path import uniform_sampler
 
@@ -56,9 +56,8 @@ def test_scorings_live_beside_the_trials(tmp_path):
     storage = f"sqlite:///{tmp_path / 'study.db'}"
     store = TrialStore(storage, "run", [Objective("val_miou", "max")])
     assert store.scorings() == []
-    n = store.record_scoring({"alloc": "3-4-6-3"}, {"score_miou": 0.4, "score_loss": 1.2}, 0.4, note="stage allocation",
-                             arch_str="3-4-6-3")
-    assert n == 0
+    store.record_scorings([Scoring({"alloc": "3-4-6-3"}, {"score_miou": 0.4, "score_loss": 1.2}, 0.4,
+                                   note="stage allocation", arch_str="3-4-6-3")])
     again = TrialStore.open_existing(storage, "run", [Objective("val_miou", "max")], read_only=True)
     [rec] = again.scorings()
     assert rec.arch == {"alloc": "3-4-6-3"} and rec.metrics["score_miou"] == 0.4

@@ -19,10 +19,10 @@ COMBINATIONS = [(s, c) for s in registry.names("space") for c in registry.names(
 def _shortened(cfg: RunConfig) -> None:
     """The CLI's configuration with every training length cut (same components, same data)."""
     cfg.fill_defaults()
-    if "epochs" in inspect.signature(registry.resolve("controller", cfg.controller.name)).parameters:
-        cfg.controller.options = {**cfg.controller.options, "epochs": 1}
-        if "warmup_epochs" in cfg.controller.options:
-            cfg.controller.options["warmup_epochs"] = 0
+    params = inspect.signature(registry.resolve("controller", cfg.controller.name)).parameters
+    if "epochs" in params:  # every length in epochs: 1 (warm-up: 0)
+        cfg.controller.options = {**cfg.controller.options,
+                                  **{p: 0 if p == "warmup_epochs" else 1 for p in params if p.endswith("epochs")}}
     for e in cfg.evaluators:
         if e.name == "train":
             e.options = {**{k: v for k, v in e.options.items() if k != "epochs"}, "steps": 2}

@@ -29,13 +29,12 @@ task's (accuracy / mIoU) instead of detection AP.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, ClassVar
 
 import torch
 
-from automl.types import Arch, Objective, Task, arch_key
+from automl.types import Arch, Objective, Scoring, Task, arch_key
 from controllers.base import Controller, PrepareContext
 from controllers.oneshot.base import OneShotController, SearchData
 from controllers.oneshot.cr_phases import PhaseJob, PhaseOutcome, best_scored, run_phase
@@ -163,9 +162,9 @@ class CRController(OneShotController):
             name="stage", supernet=self.supernet, train=o.train(o.epochs), searched=(levels.allocation,),
             fixed=dict(levels.baseline), seed=self.seed, candidates=todo,
             checkpoint=folder / "stage.pt" if folder else None, fingerprint={**fingerprint, "phase": "stage"}, **common))
-        for arch, metrics, seconds in stage.scores:
+        for arch, metrics, _ in stage.scores:
             stored[arch_key(arch)] = (arch, metrics)
-            self._record(ctx, arch, metrics, metric, "stage allocation", seconds)
+        self._record(ctx, stage.scores, metric, "stage allocation")
         scores = [stored[arch_key(a)] for a in candidates]
         chosen = best_scored(scores, metric)
         alloc = chosen[levels.allocation.name]
@@ -184,9 +183,7 @@ class CRController(OneShotController):
             checkpoint=folder / "spatial.pt" if folder else None,
             fingerprint={**fingerprint, "phase": "spatial", "allocation": str(alloc)}, **common))
         done = self._stored(ctx, "spatial candidate")
-        for arch, metrics, seconds in spatial.scores:
-            if arch_key(arch) not in done:
-                self._record(ctx, arch, metrics, metric, "spatial candidate", seconds)
+        self._record(ctx, [s for s in spatial.scores if arch_key(s[0]) not in done], metric, "spatial candidate")
         self.outcomes = {"stage": stage, "spatial": spatial}
         finals = [arch for arch, _, _ in spatial.scores][: o.top_k]
         extra = [chosen] + ([dict(levels.baseline)] if o.include_baseline else [])
@@ -220,10 +217,11 @@ class CRController(OneShotController):
         return {r.key: (r.arch, {k.removeprefix("score_"): v for k, v in r.metrics.items()})
                 for r in ctx.scorings.scorings() if r.proposal.get("note") == note}
 
-    def _record(self, ctx: PrepareContext, arch: Arch, metrics: Mapping[str, float], metric: str, note: str,
-                seconds: float) -> None:
-        if ctx.scorings is None:
+    def _record(self, ctx: PrepareContext, scores: list[tuple[dict[str, Any], dict[str, float], float]], metric: str,
+                note: str) -> None:
+        if ctx.scorings is None or not scores:
             return
         assert self.space is not None
-        ctx.scorings.record_scoring(arch, {f"score_{k}": v for k, v in metrics.items()}, metrics[metric], note=note,
-                                    arch_str=self.space.describe(arch), duration=seconds)
+        ctx.scorings.record_scorings([
+            Scoring(arch, {f"score_{k}": v for k, v in metrics.items()}, metrics[metric], note=note,
+                    arch_str=self.space.describe(arch), duration=seconds) for arch, metrics, seconds in scores])

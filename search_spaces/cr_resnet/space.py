@@ -64,7 +64,7 @@ class CRResNetSpace(SearchSpace):
     quick_settings: ClassVar[Mapping[str, Mapping[str, Any]]] = {
         "cr": {  # basic blocks at width 8, stem stride 1 on 32x32 shapes: about 4 minutes on a 2-core CPU
             "space": {"block": "basic", "width": 8, "stem_stride": 1, "head_channels": 16},
-            "controller": {"epochs": 10, "spatial_epochs": 10},
+            "controller": {"epochs": 10, "spatial_epochs": 10, "completions": 2},
             "evaluators": [{"name": "train", "epochs": 15, "batch_size": 16, "optimizer": "adamw"},
                            {"name": "latency", "min_run_time": 0.1}],
             "budget": 5,
