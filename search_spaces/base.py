@@ -94,6 +94,9 @@ class SearchSpace:
     # {"space": {...}, "controller": {...}, "evaluators": [...], "budget": N}; they fill only what
     # the user left unset (giving any option of a component drops that component's part).
     quick_settings: ClassVar[Mapping[str, Mapping[str, Any]]] = {}
+    # The search settings of this space's paper, per controller name: the controller's defaults
+    # for options the user leaves unset (e.g. Auto-DeepLab's on seg-hierarchical for darts).
+    paper_settings: ClassVar[Mapping[str, Mapping[str, Any]]] = {}
 
     def __init__(self, **options: Any) -> None:
         if options:

@@ -230,7 +230,7 @@ def test_no_arch_update_during_warmup_then_updates() -> None:
     start = net.alpha.detach().clone()
     snaps: list[torch.Tensor] = []
     c = controller(epochs=2, warmup_epochs=1)
-    c.search(net, toy_data(), log=lambda line: snaps.append(net.alpha.detach().clone()))
+    c.search(net, toy_data(), log=lambda line: line.startswith("epoch") and snaps.append(net.alpha.detach().clone()))
     assert torch.equal(snaps[0], start)
     assert not torch.equal(snaps[1], start)
     assert [h["arch_updated"] for h in c.history] == [0.0, 1.0]
@@ -286,7 +286,8 @@ def test_resume_equals_an_uninterrupted_search(tmp_path: Any, options: dict[str,
     lines: list[str] = []
     c = controller(epochs=3, top_k=3, **options)
     resumed = c.search(resumed_net, toy_data(), checkpoint_dir=tmp_path / "b", log=lines.append)
-    assert [ln.split()[1] for ln in lines] == ["3/3"]
+    assert lines[0].startswith("darts settings:")
+    assert [ln.split()[1] for ln in lines[1:]] == ["3/3"]
     assert resumed == full
     for (name, a), (_, b) in zip(full_net.state_dict().items(), resumed_net.state_dict().items()):
         assert torch.equal(a, b), name
@@ -489,3 +490,57 @@ def test_search_runs_on_the_seg_hierarchical_supernet() -> None:
     (arch,) = c.search(net, data)
     space.validate(arch)
     assert math.isfinite(c.history[0]["val_loss"])
+
+
+# -- each method's paper settings are its defaults -----------------------------------------------
+
+@pytest.mark.parametrize(("method", "expected"), [
+    ("darts", {"epochs": 50, "batch_size": 64, "w_lr": 0.025, "w_lr_min": 0.001, "arch_lr": 3e-4, "warmup_epochs": 0,
+               "step_order": "arch_first"}),
+    ("pcdarts", {"epochs": 50, "batch_size": 256, "w_lr": 0.1, "w_lr_min": 0.0, "arch_lr": 6e-4, "warmup_epochs": 15,
+                 "step_order": "arch_first"}),
+    ("gdas", {"epochs": 250, "batch_size": 64, "arch_lr": 3e-4, "tau_max": 10.0, "tau_min": 0.1,
+              "step_order": "weights_first"}),
+])
+def test_each_method_defaults_to_its_paper(method: str, expected: dict[str, Any]) -> None:
+    options = DartsController(method=method).options
+    assert {k: getattr(options, k) for k in expected} == expected
+
+
+def test_given_options_win_and_the_warmup_keeps_the_papers_proportion() -> None:
+    c = DartsController(method="pcdarts", arch_lr=1e-3, epochs=20)
+    assert c.options.arch_lr == 1e-3 and c.options.batch_size == 256 and c.options.warmup_epochs == 6  # 15/50 of 20
+    assert c.sources["arch_lr"] == "given" and c.sources["batch_size"] == "pcdarts"
+    assert "batch_size 256 (pcdarts)" in c.settings_line() and "arch_lr" not in c.settings_line()
+    assert DartsController(method="pcdarts", warmup_epochs=0).options.warmup_epochs == 0
+
+
+def test_seg_hierarchical_brings_auto_deeplabs_settings_for_darts_only() -> None:
+    from automl import registry
+
+    space = registry.create("space", "seg-hierarchical", {"layers": 4, "filter_multiplier": 4})
+    adl = DartsController()
+    adl.bind(space, space.default_task, [Objective("val_miou", "max")], 0)
+    o = adl.options
+    assert (o.epochs, o.batch_size, o.arch_lr, o.arch_betas, o.warmup_epochs) == (40, 2, 3e-3, (0.9, 0.999), 20)
+    assert adl.sources["arch_lr"] == "space"
+    short = DartsController(epochs=10)
+    short.bind(space, space.default_task, [Objective("val_miou", "max")], 0)
+    assert short.options.warmup_epochs == 5  # α/β start half way, as 20 of 40
+    pc = DartsController(method="pcdarts")
+    pc.bind(space, space.default_task, [Objective("val_miou", "max")], 0)
+    assert (pc.options.arch_lr, pc.options.warmup_epochs, pc.options.batch_size) == (6e-4, 15, 256)
+
+
+def test_weights_first_takes_the_weight_step_before_the_arch_step() -> None:
+    for order, expected in (("arch_first", ["arch", "weight"]), ("weights_first", ["weight", "arch"])):
+        trainer = BilevelTrainer(ToySupernet(), DartsOptions(step_order=order))
+        calls: list[str] = []
+        weight_step, arch_step = trainer.weight_step, trainer.arch_step
+        trainer.weight_step = lambda b, _w=weight_step: calls.append("weight") or _w(b)  # type: ignore[method-assign]
+        trainer.arch_step = lambda a, b, _a=arch_step: calls.append("arch") or _a(a, b)  # type: ignore[method-assign]
+        bt, bv = batches()
+        val, train = trainer.search_step(bt, bv)
+        assert calls == expected and val is not None and train is not None
+    with pytest.raises(ValueError, match="step_order must be"):
+        DartsOptions(step_order="random")  # type: ignore[arg-type]

@@ -421,9 +421,9 @@ def test_expected_and_arch_latency_read_the_lut_per_position() -> None:
     with torch.no_grad():
         net.alphas_normal.zero_()
         net.alphas_reduce.zero_()
-    # uniform α: each node expects 2 edges x 7/8 non-zero ops; 4 nodes, 3 cells
-    assert math.isclose(net.expected_latency(lut).item(), 3 * 4 * 2 * 7 / 8, rel_tol=1e-6)
-    lut = {k: float(len(k)) + (10.0 if k.endswith("s2") else 0.0) for k in keys}
+    # uniform α: each node expects 2 edges, each one of the 7 ops decoding can pick; 4 nodes, 3 cells
+    assert math.isclose(net.expected_latency(lut).item(), 3 * 4 * 2, rel_tol=1e-6)
+    lut = {k: float(len(k)) + (10.0 if k.endswith("s2") else 0.0) + net.ops.index(k.split(":")[0]) ** 2 for k in keys}
     arch = DartsSpace.presets()["darts-v2"]
     g = arch_to_genotype(arch)
     sites = [(g.normal, 8, 32, 32, False), (g.reduce, 16, 32, 16, True), (g.reduce, 32, 16, 8, True)]
@@ -452,3 +452,24 @@ def test_channel_shuffle_keeps_the_memory_format() -> None:
     assert y[:, :4].equal(x[:, [0, 2, 4, 6]]) and y[:, 4:].equal(x[:, [1, 3, 5, 7]])
     z = channel_shuffle(x.contiguous(memory_format=torch.channels_last), 4)
     assert z.equal(y) and z.is_contiguous(memory_format=torch.channels_last)
+
+
+def test_expected_latency_cannot_be_lowered_by_growing_none() -> None:
+    """Decoding never picks 'none', so the penalty renormalises over the other ops: with
+    none-heavy α the expectation stays within 10 % of the derived cell's LUT latency."""
+    net = small()
+    keys = net.latency_keys()
+    costs = {op: 1.0 + i for i, op in enumerate(o for o in net.ops if o != "none")}
+    lut = {k: costs[k.split(":")[0]] for k in keys}
+    gen = torch.Generator().manual_seed(0)
+    with torch.no_grad():
+        for alphas in (net.alphas_normal, net.alphas_reduce):
+            alphas.copy_(torch.randn(alphas.shape, generator=gen))
+            alphas[:, net.ops.index("sep_conv_3x3")] += 4.0  # the op every edge derives
+            alphas[:, net.ops.index("none")] += 8.0  # and 'none' above it everywhere
+    expected = net.expected_latency(lut).item()
+    derived = net.arch_latency(net.derive(), lut)
+    assert abs(expected - derived) <= 0.1 * derived
+    with torch.no_grad():
+        net.alphas_normal[:, net.ops.index("none")] += 20.0
+    assert net.expected_latency(lut).item() == pytest.approx(expected, rel=1e-5)

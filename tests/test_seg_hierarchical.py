@@ -408,7 +408,9 @@ def test_expected_latency_is_differentiable_and_meets_the_arch_latency_when_satu
     assert len(keys) == 4 * len(CELL_OPS) and "sep_conv_3x3:c2:9x12:s1" in keys  # 33x47 -> 9x12 at stride 4
     lut = {k: 1.0 + i for i, k in enumerate(keys)}
     net.expected_latency(lut).backward()
-    assert torch.all(net.alpha.grad != 0) and torch.all(net.gamma.grad != 0)
+    picked = [i for i, op in enumerate(OPS) if op != "zero"]  # decoding never picks 'zero': renormalised away
+    assert torch.all(net.alpha.grad[:, picked] != 0) and torch.all(net.alpha.grad[:, OPS.index("zero")] == 0)
+    assert torch.all(net.gamma.grad != 0)
     assert net.beta.grad.abs().sum() > 0
     g = space.genotype(space.from_genotype(AUTODEEPLAB_CITYSCAPES.cell, [1, 2, 2, 3]))  # saturate α, γ, β on it
     with torch.no_grad():
@@ -423,6 +425,10 @@ def test_expected_latency_is_differentiable_and_meets_the_arch_latency_when_satu
             prev = s
     arch = net.derive()
     assert space.genotype(arch) == g
+    assert net.expected_latency(lut).item() == pytest.approx(net.arch_latency(arch, lut), rel=1e-4)
+    with torch.no_grad():  # 'zero' above every op on every edge: neither the decoding nor the expectation moves
+        net.alpha[:, OPS.index("zero")] += 60.0
+    assert net.derive() == arch
     assert net.expected_latency(lut).item() == pytest.approx(net.arch_latency(arch, lut), rel=1e-4)
     with pytest.raises(KeyError, match="latency_keys"):
         net.arch_latency(arch, {})

@@ -183,7 +183,11 @@ class BilevelTrainer:
 
     def search_step(self, batch_a: Batch, batch_b: Batch | None) -> tuple[StepStats | None, StepStats]:
         """One step of the search: the architecture step on ``batch_b`` (skipped when None, as in
-        the warm-up epochs), then the weight step on ``batch_a``; (val stats, train stats)."""
+        the warm-up epochs), then the weight step on ``batch_a`` (the other way round with
+        ``step_order="weights_first"``); (val stats, train stats)."""
+        if self.options.step_order == "weights_first":  # GDAS's code: w, then α at the new w
+            train = self.weight_step(batch_a)
+            return (self.arch_step(batch_a, batch_b) if batch_b is not None else None), train
         val = self.arch_step(batch_a, batch_b) if batch_b is not None else None
         return val, self.weight_step(batch_a)
 

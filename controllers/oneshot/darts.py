@@ -36,19 +36,22 @@ from controllers.oneshot import checkpoint as ckpt
 from controllers.oneshot.base import OneShotController, SearchData
 from controllers.oneshot.batches import CyclingBatches, gather, place, split_indices
 from controllers.oneshot.latency import predicted_latency, within_target
-from controllers.oneshot.darts_options import DartsOptions
+from controllers.oneshot.darts_options import METHODS, DartsOptions
+from controllers.oneshot.recipes import resolve as recipe_options
 from controllers.oneshot.report import Meter, Progress, format_line, write_tensorboard
 from controllers.oneshot.bilevel import BilevelTrainer
-from automl.types import Arch
+from automl.types import Arch, Task
 
 
 class DartsController(OneShotController):
     """Differentiable architecture search (DARTS / PC-DARTS / GDAS) over a space's supernet.
 
-    Options (defaults = DARTS CIFAR-10 search): ``epochs`` 50, ``batch_size`` 64, ``w_lr``
-    0.025 cosine to ``w_lr_min`` 0.001, ``w_momentum`` 0.9, ``w_weight_decay`` 3e-4,
-    ``grad_clip`` 5, ``arch_lr`` 3e-4, ``arch_betas`` (0.5, 0.999), ``arch_weight_decay``
-    1e-3, ``order`` 1|2, ``warmup_epochs`` 0 (epochs without α/β steps), ``method``
+    Options left unset come from the paper of the method in use (:mod:`.recipes`; on
+    ``seg-hierarchical`` with ``method=darts``: Auto-DeepLab's), else DARTS CIFAR-10: ``epochs``
+    50, ``batch_size`` 64, ``w_lr`` 0.025 cosine to ``w_lr_min`` 0.001, ``w_weight_decay`` 3e-4,
+    ``arch_lr`` 3e-4, ``arch_betas`` (0.5, 0.999), ``arch_weight_decay`` 1e-3,
+    ``warmup_epochs`` 0 (epochs without α/β steps), ``step_order`` arch_first|weights_first;
+    always: ``w_momentum`` 0.9, ``grad_clip`` 5, ``order`` 1|2, ``method``
     darts|pcdarts|gdas (``partial_channels`` K=4 for PC-DARTS; ``tau_max`` 10 → ``tau_min``
     0.1 for GDAS), ``top_k`` 1, ``latency_target_ms`` (None = no penalty), ``latency_loss``
     mul|add, ``latency_weight`` 0.2, ``latency_beta`` 0.3, ``amp`` (bf16 on CUDA), and
@@ -61,18 +64,18 @@ class DartsController(OneShotController):
 
     def __init__(
         self,
-        epochs: int = 50,
-        batch_size: int = 64,
-        w_lr: float = 0.025,
-        w_lr_min: float = 0.001,
+        epochs: int | None = None,
+        batch_size: int | None = None,
+        w_lr: float | None = None,
+        w_lr_min: float | None = None,
         w_momentum: float = 0.9,
-        w_weight_decay: float = 3e-4,
+        w_weight_decay: float | None = None,
         grad_clip: float = 5.0,
-        arch_lr: float = 3e-4,
-        arch_betas: tuple[float, float] = (0.5, 0.999),
-        arch_weight_decay: float = 1e-3,
+        arch_lr: float | None = None,
+        arch_betas: tuple[float, float] | None = None,
+        arch_weight_decay: float | None = None,
         order: int = 1,
-        warmup_epochs: int = 0,
+        warmup_epochs: int | None = None,
         method: str = "darts",
         partial_channels: int = 4,
         tau_max: float = 10.0,
@@ -83,22 +86,45 @@ class DartsController(OneShotController):
         latency_loss: str = "mul",
         latency_beta: float = 0.3,
         amp: bool = True,
+        step_order: str | None = None,
         supernet: Mapping[str, Any] | None = None,
     ) -> None:
         super().__init__()
-        self.options = DartsOptions(
-            epochs=epochs, batch_size=batch_size, w_lr=w_lr, w_lr_min=w_lr_min, w_momentum=w_momentum,
-            w_weight_decay=w_weight_decay, grad_clip=grad_clip, arch_lr=arch_lr, arch_betas=arch_betas,
-            arch_weight_decay=arch_weight_decay, order=order, warmup_epochs=warmup_epochs, method=method,  # type: ignore[arg-type]
-            partial_channels=partial_channels, tau_max=tau_max, tau_min=tau_min, top_k=top_k,
-            latency_target_ms=latency_target_ms, latency_weight=latency_weight, latency_loss=latency_loss,  # type: ignore[arg-type]
-            latency_beta=latency_beta, amp=amp, supernet=supernet or {},
-        )
+        self._given = {"epochs": epochs, "batch_size": batch_size, "w_lr": w_lr, "w_lr_min": w_lr_min,
+                       "w_weight_decay": w_weight_decay, "arch_lr": arch_lr, "arch_betas": arch_betas,
+                       "arch_weight_decay": arch_weight_decay, "warmup_epochs": warmup_epochs, "step_order": step_order}
+        self._fixed = {"w_momentum": w_momentum, "grad_clip": grad_clip, "order": order, "method": method,
+                       "partial_channels": partial_channels, "tau_max": tau_max, "tau_min": tau_min, "top_k": top_k,
+                       "latency_target_ms": latency_target_ms, "latency_weight": latency_weight,
+                       "latency_loss": latency_loss, "latency_beta": latency_beta, "amp": amp,
+                       "supernet": supernet or {}}
+        self.options, self.sources = self._options(None)
         self.seed = 0
         self.trainer: BilevelTrainer | None = None
         self.split: tuple[torch.Tensor, torch.Tensor] | None = None
         self.history: list[dict[str, float]] = []
         self.latency_report: list[dict[str, Any]] = []
+
+    def _options(self, space_settings: Mapping[str, Any] | None) -> tuple[DartsOptions, dict[str, str]]:
+        """The options: given ones, else the papers' (:mod:`controllers.oneshot.recipes`)."""
+        method = self._fixed["method"]
+        if method not in METHODS:
+            raise ValueError(f"darts: method must be one of {', '.join(METHODS)}, got {method!r}")
+        settings, sources = recipe_options(method, self._given, space_settings)
+        return DartsOptions(**settings, **self._fixed), sources
+
+    def bind(self, space: Any, task: Task, objectives: Any, seed: int) -> None:
+        """The space's paper settings (``space.paper_settings["darts"]``) join the defaults, then
+        the supernet is built (see :class:`OneShotController`)."""
+        settings = (getattr(space, "paper_settings", None) or {}).get(self.name) if space is not None else None
+        if settings:
+            self.options, self.sources = self._options(settings)
+        super().bind(space, task, objectives, seed)
+
+    def settings_line(self) -> str:
+        """Which paper each option not given comes from, e.g. ``batch_size 256 (pcdarts)``."""
+        parts = [f"{k} {getattr(self.options, k)!r} ({src})" for k, src in self.sources.items() if src != "given"]
+        return "darts settings: " + (", ".join(parts) if parts else "all given")
 
     def supernet_options(self) -> dict[str, Any]:
         """The relaxation of ``method`` plus the ``supernet`` passthrough options."""
@@ -137,6 +163,8 @@ class DartsController(OneShotController):
         images, targets = place(images, targets, trainer.device)
         batch = lambda s: gather(images, targets, next(streams[s]), trainer.device, trainer.channels_last)  # noqa: E731
 
+        if log is not None:
+            log(self.settings_line())
         progress = Progress(log, o.epochs, start)
         try:
             for epoch in range(start, o.epochs):

@@ -1,6 +1,7 @@
 """Options of the ``darts`` controller, validated once with one-line errors.
 
-Defaults are the DARTS CIFAR-10 search settings (docs/algorithms.md §4): 50 epochs, batch 64,
+Defaults here are the DARTS CIFAR-10 search settings (docs/algorithms.md §4; the controller fills
+unset options from each method's paper, :mod:`controllers.oneshot.recipes`): 50 epochs, batch 64,
 SGD 0.025 -> 0.001 cosine, momentum 0.9, weight decay 3e-4, clip 5; α by Adam 3e-4,
 betas (0.5, 0.999), weight decay 1e-3. ``method`` selects the relaxation the supernet is built
 with: ``darts`` (softmax over all ops), ``pcdarts`` (partial channels + edge normalisation),
@@ -16,9 +17,11 @@ from typing import Any, Literal
 
 Method = Literal["darts", "pcdarts", "gdas"]
 LatencyLoss = Literal["mul", "add"]
+StepOrder = Literal["arch_first", "weights_first"]
 
 METHODS: tuple[str, ...] = ("darts", "pcdarts", "gdas")
 LATENCY_LOSSES: tuple[str, ...] = ("mul", "add")
+STEP_ORDERS: tuple[str, ...] = ("arch_first", "weights_first")
 # Supernet options the method sets itself; a passthrough may not override them.
 METHOD_KEYS: frozenset[str] = frozenset({"sampling", "partial_channels", "edge_norm"})
 
@@ -66,6 +69,7 @@ class DartsOptions:
     latency_loss: LatencyLoss = "mul"
     latency_beta: float = 0.3
     amp: bool = True
+    step_order: StepOrder = "arch_first"
     supernet: Mapping[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -101,6 +105,8 @@ class DartsOptions:
             _positive("latency_target_ms", self.latency_target_ms)
             if self.latency_loss == "mul" and self.latency_target_ms <= 1.0:
                 _fail(f"latency_loss='mul' needs latency_target_ms > 1 (it divides by log T), got {self.latency_target_ms!r}")
+        if self.step_order not in STEP_ORDERS:
+            _fail(f"step_order must be 'arch_first' (DARTS) or 'weights_first' (GDAS code), got {self.step_order!r}")
         if not isinstance(self.amp, bool):
             _fail(f"amp must be true or false, got {self.amp!r}")
         if not isinstance(self.supernet, Mapping) or not all(isinstance(k, str) for k in self.supernet):

@@ -6,7 +6,9 @@ stride, e.g. ``"sep_conv_3x3:c16:32x32:s1"``; values in the LUT's unit (ms). 'no
 and has no key. The stem, the cell preprocessing and the classifier are the same for every
 architecture and are not counted. ``latency_keys`` lists the keys a supernet needs.
 
-* expected latency: ``Σ_cells Σ_edges q_e Σ_ops softmax(α_e)_op · LUT[op]`` with
+* expected latency: ``Σ_cells Σ_edges q_e Σ_ops p_e(op) · LUT[op]`` with ``p_e`` the softmax of
+  α_e over the ops decoding can pick (never 'none': renormalised, so growing 'none' cannot
+  lower it) and
   ``q_e = 2 / (inputs of the edge's node)`` — two edges per node survive decoding, all inputs
   equally likely — or ``q_e = 2 · softmax_node(β)_e`` with edge normalisation;
 * architecture latency: the sum of the LUT entries of the two ops of every node.
@@ -19,10 +21,9 @@ from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 
 from search_spaces.darts.genotype import arch_to_genotype
-from search_spaces.supernet.relax import node_softmax
+from search_spaces.supernet.relax import derivable_softmax, node_softmax
 
 Site = tuple[str, int, tuple[int, int], int]  # (cell kind, channels, input size, stride)
 
@@ -68,7 +69,7 @@ def expected_latency(net: Any, lut: Mapping[str, float]) -> torch.Tensor:
     total = net.alphas_normal.new_zeros(())
     weights = {}
     for kind in ("normal", "reduce"):
-        p = F.softmax(getattr(net, f"alphas_{kind}"), dim=-1)
+        p = derivable_softmax(getattr(net, f"alphas_{kind}"), net.ops)
         beta = getattr(net, f"betas_{kind}")
         q = 2 * node_softmax(beta, nodes) if beta is not None else torch.cat(
             [p.new_full((s.stop - s.start,), 2.0 / (s.stop - s.start)) for s in nodes]

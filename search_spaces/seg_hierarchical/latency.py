@@ -23,6 +23,7 @@ import torch
 
 from search_spaces.seg_hierarchical.genotype import CELL_OPS, LEVELS, OPS
 from search_spaces.seg_hierarchical.ops import level_sizes
+from search_spaces.supernet.relax import derivable_softmax
 
 
 def lut_key(op: str, channels: int, size: tuple[int, int]) -> str:
@@ -67,7 +68,7 @@ def path_marginals(beta_probs: torch.Tensor) -> torch.Tensor:
 
 def expected_latency(net: Any, lut: Mapping[str, float]) -> torch.Tensor:
     """Differentiable expected latency of a :class:`~.supernet.SegHierarchicalSupernet`."""
-    p = torch.softmax(net.alpha, dim=-1)
+    p = derivable_softmax(net.alpha, OPS)  # over the ops decoding can pick (never 'zero')
     gamma = net.edge_probs()
     if gamma is not None:
         q = 2 * gamma

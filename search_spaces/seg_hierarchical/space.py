@@ -55,6 +55,12 @@ class SegHierarchicalSpace(SearchSpace):
     offers: ClassVar[frozenset[str]] = frozenset({"decisions", "graph", "supernet"})
     default_task: ClassVar[Task] = Task("segmentation", 3, (64, 64), 5)
     default_evaluators: ClassVar[tuple[Any, ...]] = ("train", "latency")
+    # Auto-DeepLab's search (docs/algorithms.md §5): the darts controller's defaults on this space
+    # with method=darts; α/β start after 20 of 40 epochs (kept as a fraction when epochs change).
+    paper_settings: ClassVar[Mapping[str, Mapping[str, Any]]] = {
+        "darts": {"epochs": 40, "batch_size": 2, "w_lr": 0.025, "w_lr_min": 0.001, "w_weight_decay": 3e-4,
+                  "arch_lr": 3e-3, "arch_betas": (0.9, 0.999), "arch_weight_decay": 1e-3, "warmup_fraction": 0.5},
+    }
     quick_settings: ClassVar[Mapping[str, Mapping[str, Any]]] = {
         "darts": {  # a 4-layer lattice at F=4 on 32x32 shapes: about 80 s on a 2-core CPU
             "space": {"layers": 4, "filter_multiplier": 4, "retrain_filter_multiplier": 4,

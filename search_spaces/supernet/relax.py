@@ -54,6 +54,13 @@ def node_softmax(beta: torch.Tensor, nodes: Sequence[slice]) -> torch.Tensor:
     return torch.cat([F.softmax(beta[s], dim=-1) for s in nodes])
 
 
+def derivable_softmax(alpha: torch.Tensor, ops: Sequence[str], never: Sequence[str] = ("none", "zero")) -> torch.Tensor:
+    """softmax(α) per row over the ops decoding can pick: the ``never`` columns get probability 0
+    and the rest are renormalised, so a latency expectation cannot shrink by growing ``none``."""
+    keep = torch.tensor([op not in never for op in ops], device=alpha.device)
+    return F.softmax(alpha.masked_fill(~keep, float("-inf")), dim=-1)
+
+
 def gumbel_hard(alpha: torch.Tensor, tau: float) -> tuple[torch.Tensor, torch.Tensor]:
     """GDAS sample per row of ``alpha``: ``(h, onehot)`` with ``h`` exactly one-hot in value."""
     logp = F.log_softmax(alpha, dim=-1)

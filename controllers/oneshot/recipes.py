@@ -1,0 +1,64 @@
+"""Each differentiable method's published search settings: the defaults of the ``darts`` controller.
+
+An option the user does not give comes from, in this order: the space's paper for the method
+(``SearchSpace.paper_settings["darts"]``, e.g. Auto-DeepLab's on ``seg-hierarchical``; it applies
+to ``method=darts``, the relaxation those papers used), the method's paper (below), DARTS. The
+architecture warm-up is a *fraction* of the epochs (PC-DARTS: α frozen for 15 of 50 epochs;
+Auto-DeepLab: 20 of 40), so shortening ``epochs`` keeps the paper's proportion. Facts:
+docs/algorithms.md §4–5.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+# DARTS (Liu et al. 2019), CIFAR-10 search.
+DARTS: dict[str, Any] = {
+    "epochs": 50, "batch_size": 64, "w_lr": 0.025, "w_lr_min": 0.001, "w_weight_decay": 3e-4,
+    "arch_lr": 3e-4, "arch_betas": (0.5, 0.999), "arch_weight_decay": 1e-3, "warmup_fraction": 0.0,
+    "step_order": "arch_first",
+}
+METHOD_PAPERS: dict[str, dict[str, Any]] = {
+    "darts": {},
+    # PC-DARTS (Xu et al. 2020), CIFAR-10: batch 256, lr 0.1 cosine to 0, α lr 6e-4, α frozen 15 of 50 epochs.
+    "pcdarts": {"batch_size": 256, "w_lr": 0.1, "w_lr_min": 0.0, "arch_lr": 6e-4, "warmup_fraction": 0.3},
+    # GDAS (Dong & Yang 2019; AutoDL-Projects configs): 250 epochs, τ 10 -> 0.1, weights updated before α.
+    "gdas": {"epochs": 250, "step_order": "weights_first"},
+}
+# Options a recipe sets (the rest keep the controller's own defaults).
+RECIPE_KEYS: tuple[str, ...] = ("epochs", "batch_size", "w_lr", "w_lr_min", "w_weight_decay", "arch_lr", "arch_betas",
+                                "arch_weight_decay", "warmup_epochs", "step_order")
+
+
+def recipe(method: str, space_settings: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """The settings of ``method`` (with the space's paper settings for ``method=darts``)."""
+    out = {**DARTS, **METHOD_PAPERS.get(method, {})}
+    if method == "darts" and space_settings:
+        out.update(space_settings)
+    return out
+
+
+def resolve(method: str, given: Mapping[str, Any], space_settings: Mapping[str, Any] | None = None
+            ) -> tuple[dict[str, Any], dict[str, str]]:
+    """The recipe options with the ``given`` ones (not None) on top, and where each came from
+    (``"given"``, ``"space"``, ``method`` or ``"darts"``)."""
+    base = recipe(method, space_settings)
+    chosen = {k: v for k, v in given.items() if v is not None}
+    out, source = {}, {}
+    for key in RECIPE_KEYS:
+        if key in chosen:
+            out[key], source[key] = chosen[key], "given"
+        elif key == "warmup_epochs":
+            epochs = chosen.get("epochs", base["epochs"])
+            out[key] = round(base["warmup_fraction"] * epochs)
+            source[key] = _origin("warmup_fraction", method, space_settings)
+        else:
+            out[key], source[key] = base[key], _origin(key, method, space_settings)
+    return out, source
+
+
+def _origin(key: str, method: str, space_settings: Mapping[str, Any] | None) -> str:
+    if method == "darts" and space_settings and key in space_settings:
+        return "space"
+    return method if key in METHOD_PAPERS.get(method, {}) else "darts"
