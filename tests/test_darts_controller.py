@@ -287,7 +287,7 @@ def test_resume_equals_an_uninterrupted_search(tmp_path: Any, options: dict[str,
     c = controller(epochs=3, top_k=3, **options)
     resumed = c.search(resumed_net, toy_data(), checkpoint_dir=tmp_path / "b", log=lines.append)
     assert lines[0].startswith("darts settings:")
-    assert [ln.split()[1] for ln in lines[1:]] == ["3/3"]
+    assert [ln.split()[1] for ln in lines[1:] if ln.startswith("epoch")] == ["3/3"]
     assert resumed == full
     for (name, a), (_, b) in zip(full_net.state_dict().items(), resumed_net.state_dict().items()):
         assert torch.equal(a, b), name
@@ -544,3 +544,15 @@ def test_weights_first_takes_the_weight_step_before_the_arch_step() -> None:
         assert calls == expected and val is not None and train is not None
     with pytest.raises(ValueError, match="step_order must be"):
         DartsOptions(step_order="random")  # type: ignore[arg-type]
+
+
+def test_undecided_architecture_parameters_are_reported() -> None:
+    from controllers.oneshot.report import decidedness, undecided_warning
+
+    near_uniform = {"cell": torch.softmax(1e-3 * torch.randn(14, 8, generator=torch.Generator().manual_seed(0)), -1)}
+    message = undecided_warning(near_uniform)
+    assert message is not None and "undecided" in message and "vs 0.125 uniform" in message
+    decided = {"cell": torch.softmax(torch.eye(8)[:6] * 5, -1)}
+    assert undecided_warning(decided) is None
+    top, uniform = decidedness({"network": torch.tensor([[0.5, 0.5, 0.0], [0.2, 0.3, 0.5]])})["network"]
+    assert top == pytest.approx(0.5) and uniform == pytest.approx((1 / 2 + 1 / 3) / 2)

@@ -98,6 +98,23 @@ def test_beta_favouring_same_gives_the_all_zero_path():
     assert viterbi_path(beta) == [0] * 12
 
 
+def test_path_decoding_relative_to_uniform_has_no_boundary_bias():
+    """A β that only slightly favours moving coarser everywhere: plain max-product stays at
+    stride 4 (its node has 2 moves of 1/2, the others 3 of 1/3); relative to uniform it climbs."""
+    from search_spaces.seg_hierarchical.paths import relative_to_uniform
+    from search_spaces.seg_hierarchical.supernet import masked_softmax
+
+    logits = torch.zeros(12, 4, 3)
+    logits[:, :, 2] = 0.01
+    probs = masked_softmax(logits, torch.from_numpy(transition_mask(12)))
+    assert viterbi_path(probs)[:11] == [0] * 11  # stays at stride 4 (only the last move is free)
+    assert viterbi_path(relative_to_uniform(probs))[:3] == [1, 2, 3]
+    net = SegHierarchicalSpace(layers=12, filter_multiplier=2).supernet(TASK)
+    with torch.no_grad():
+        net.beta.copy_(logits)
+    assert list(SegHierarchicalSpace(layers=12).genotype(net.derive()).path[:3]) == [1, 2, 3]
+
+
 def test_outgoing_softmaxes_sum_to_one_at_every_node():
     net = SegHierarchicalSpace(layers=6, filter_multiplier=2).supernet(TASK)
     with torch.no_grad():

@@ -38,7 +38,7 @@ from controllers.oneshot.batches import CyclingBatches, gather, place, split_ind
 from controllers.oneshot.latency import predicted_latency, within_target
 from controllers.oneshot.darts_options import METHODS, DartsOptions
 from controllers.oneshot.recipes import resolve as recipe_options
-from controllers.oneshot.report import Meter, Progress, format_line, write_tensorboard
+from controllers.oneshot.report import Meter, Progress, format_line, undecided_warning, write_tensorboard
 from controllers.oneshot.bilevel import BilevelTrainer
 from automl.types import Arch, Task
 
@@ -213,6 +213,9 @@ class DartsController(OneShotController):
     def _derive(self, supernet: Any, lut: Mapping[str, float] | None, progress: Progress) -> list[Arch]:
         """``top_k`` candidates, best first; filtered by the hard latency target when set."""
         o = self.options
+        warning = undecided_warning(supernet.arch_distributions())
+        if warning is not None:
+            progress.message(warning)
         target = o.latency_target_ms
         if target is None or lut is None:
             return list(supernet.candidates(o.top_k))[: o.top_k]

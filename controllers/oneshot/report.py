@@ -73,6 +73,39 @@ def write_tensorboard(writer: Any, supernet: Any, metrics: Mapping[str, float], 
             writer.add_image(f"arch/{table}", img, epoch, dataformats="CHW")
 
 
+# Below this mean margin a table of α/β has barely left uniform (see decidedness).
+UNDECIDED = 0.05
+
+
+def decidedness(distributions: Mapping[str, torch.Tensor]) -> dict[str, tuple[float, float]]:
+    """Per table of ``arch_distributions()``: (mean largest probability per row, mean uniform
+    probability per row) over rows that hold a distribution (valid entries: > 0)."""
+    out = {}
+    for name, table in distributions.items():
+        rows = table.detach().float().reshape(-1, table.shape[-1]) if table.dim() > 1 else table.detach().float()[None]
+        valid = rows > 0
+        keep = valid.sum(-1) > 1
+        if not bool(keep.any()):
+            continue
+        top = rows[keep].max(-1).values
+        uniform = 1.0 / valid[keep].sum(-1).float()
+        out[name] = (float(top.mean()), float(uniform.mean()))
+    return out
+
+
+def undecided_warning(distributions: Mapping[str, torch.Tensor], threshold: float = UNDECIDED) -> str | None:
+    """A warning when every table's mean margin ``(max p - uniform) / (1 - uniform)`` is below
+    ``threshold``: the derived architecture then reflects the initial noise, not the data."""
+    stats = decidedness(distributions)
+    margins = {k: (top - u) / (1 - u) for k, (top, u) in stats.items()}
+    if not margins or max(margins.values()) >= threshold:
+        return None
+    parts = ", ".join(f"{k}: largest p {top:.3f} on average vs {u:.3f} uniform" for k, (top, u) in stats.items())
+    return (f"darts: WARNING the architecture parameters are still undecided ({parts}); the derived "
+            f"architecture reflects their initial noise more than the data — search longer (epochs), raise "
+            f"arch_lr or shorten warmup_epochs")
+
+
 def format_line(epoch: int, epochs: int, metrics: Mapping[str, float]) -> str:
     """``epoch 3/50  train loss 1.234 acc 45.6%  val loss ... acc ...  lr 0.0241 ...``."""
     parts = [f"epoch {epoch + 1}/{epochs}"]

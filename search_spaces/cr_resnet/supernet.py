@@ -9,7 +9,7 @@ same weights at another rate. Module names are those of the standalone network
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import Any
 
 import torch
 
@@ -18,15 +18,13 @@ from search_spaces.cr_resnet.allocations import allocations
 from search_spaces.cr_resnet.network import CRResNet
 from search_spaces.supernet.single_path import SinglePathSupernet
 
-if TYPE_CHECKING:
-    from search_spaces.cr_resnet.space import CRResNetSpace
-
 
 class CRSupernet(SinglePathSupernet, CRResNet):
     """Every allocation and dilation of ``space`` in one network; the baseline runs until
     :meth:`activate` chooses another."""
 
-    def __init__(self, space: CRResNetSpace, task: Task) -> None:
+    def __init__(self, space: Any, task: Task) -> None:
+        """``space``: the :class:`~search_spaces.cr_resnet.space.CRResNetSpace` (not imported: it imports this)."""
         valid = allocations(space.blocks)
         depths = [max(alloc[s] for alloc in valid) for s in range(4)]
         super().__init__(depths, [1] * sum(depths), **space.network_options(task))

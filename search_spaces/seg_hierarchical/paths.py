@@ -83,6 +83,19 @@ def path_log_prob(beta_probs: Any, path: Sequence[int]) -> float:
     return float(total)
 
 
+def relative_to_uniform(beta_probs: Any) -> np.ndarray:
+    """β probabilities divided by the uniform probability of their node's valid moves.
+
+    A boundary node (level 0 or 3) has 2 moves (1/2 each under uniform β), the others 3 (1/3), so
+    plain max-product decoding of an uninformative β prefers paths along the boundary (the
+    stride-4 path 0-0-0-...). Scored relative to uniform, every path of a uniform β scores 1 and
+    only what β learned decides (a generalisation of NoamRosenberg's 2/3 scaling of the boundary
+    softmaxes; docs/algorithms.md §5)."""
+    p = np.asarray(beta_probs.detach().cpu() if hasattr(beta_probs, "detach") else beta_probs, dtype=np.float64)
+    moves = transition_mask(p.shape[0]).sum(-1, keepdims=True)
+    return p * np.maximum(moves, 1)
+
+
 def viterbi_path(beta_probs: Any) -> list[int]:
     """The max-product path over the trellis (Auto-DeepLab decoding); ties go to the lexicographically smallest path."""
     return k_best_paths(beta_probs, 1)[0][1]

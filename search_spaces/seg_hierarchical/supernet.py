@@ -49,7 +49,7 @@ from search_spaces.seg_hierarchical.genotype import LEVELS, OPS, Block, edge_ind
 from search_spaces.seg_hierarchical.latency import arch_latency, expected_latency, latency_keys, level_sites
 from search_spaces.seg_hierarchical.node import Mixing, Node, source_edges
 from search_spaces.seg_hierarchical.ops import conv_bn, level_sizes
-from search_spaces.seg_hierarchical.paths import k_best_paths, reachable, transition_mask
+from search_spaces.seg_hierarchical.paths import k_best_paths, reachable, relative_to_uniform, transition_mask
 from search_spaces.supernet.skip_limit import check_max_skips, limit_skips
 from search_spaces.supernet.contract import Supernet
 
@@ -211,14 +211,15 @@ class SegHierarchicalSupernet(Supernet):
         return self.candidates(1)[0]
 
     def candidates(self, k: int = 1) -> list[Arch]:
-        """The DARTS-decoded cell with each of the ``k`` most probable network paths (list Viterbi)."""
+        """The DARTS-decoded cell with each of the ``k`` most probable network paths (list Viterbi
+        over β relative to uniform, so a boundary node's 2 moves are not favoured over 3)."""
         with torch.no_grad():
             probs, gamma = torch.softmax(self.alpha, dim=-1), self.edge_probs()
             if self.max_skips is not None:
                 probs = limit_skips(probs, OPS.index("skip_connect"), self.max_skips,
                                     lambda w: self._skip_rows(decode_cell(w, self.blocks, gamma)))
             cell = decode_cell(probs, self.blocks, gamma)
-            paths = k_best_paths(self.network_probs(), k)
+            paths = k_best_paths(relative_to_uniform(self.network_probs()), k)
         return [genotype_to_arch(cell, path) for _, path in paths]
 
     def _skip_rows(self, cell: list[Block]) -> list[int]:
