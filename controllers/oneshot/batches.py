@@ -13,6 +13,8 @@ from typing import Any
 
 import torch
 
+from automl.augment import augment
+
 
 def split_indices(n: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
     """A seeded permutation of ``range(n)`` cut into A (first ⌊n/2⌋) and B (the rest)."""
@@ -99,3 +101,24 @@ def gather(images: torch.Tensor, targets: torch.Tensor, idx: torch.Tensor, devic
         x = x.contiguous(memory_format=torch.channels_last)
     y = targets.index_select(0, idx).to(device, non_blocking=True)
     return Batch(x, y.long())
+
+
+class Augmenter:
+    """The training transform of :mod:`automl.augment` on each batch (off: batches unchanged),
+    drawing from its own seeded generator, whose state a checkpoint keeps."""
+
+    def __init__(self, enabled: bool, seed: int, ignore_index: int = -100) -> None:
+        self.enabled, self.ignore_index = bool(enabled), int(ignore_index)
+        self.generator = torch.Generator().manual_seed(int(seed))
+
+    def __call__(self, batch: Batch) -> Batch:
+        if not self.enabled:
+            return batch
+        images, targets = augment(batch.images, batch.targets, self.generator, ignore_index=self.ignore_index)
+        return Batch(images, targets)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"generator": self.generator.get_state()}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.generator.set_state(state["generator"])

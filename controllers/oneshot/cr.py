@@ -59,6 +59,7 @@ class CROptions:
     completions: int
     top_k: int
     include_baseline: bool
+    augment: bool
 
     def check(self) -> None:
         for name in ("epochs", "spatial_epochs", "batch_size", "beam_width", "completions", "top_k"):
@@ -86,7 +87,7 @@ class CRController(OneShotController):
     0.05 cosine to ``lr_min`` 0, ``momentum`` 0.9, ``weight_decay`` 1e-4, ``grad_clip`` 5,
     ``arch_val_fraction`` 0.1, ``beam_width`` 3 (CR-NAS K), ``completions`` 4 (random completions
     averaged per beam candidate), ``top_k`` 3 (final-beam archs proposed), ``include_baseline``
-    true.
+    true, ``augment`` true (random crop/scale + flip on the supernets' training batches).
     """
 
     name: ClassVar[str] = "cr"
@@ -108,12 +109,14 @@ class CRController(OneShotController):
         completions: int = 4,
         top_k: int = 3,
         include_baseline: bool = True,
+        augment: bool = True,
     ) -> None:
         super().__init__()
         self.options = CROptions(
             epochs=epochs, spatial_epochs=spatial_epochs, batch_size=batch_size, lr=lr, lr_min=lr_min,
             momentum=momentum, weight_decay=weight_decay, grad_clip=grad_clip, arch_val_fraction=arch_val_fraction,
-            beam_width=beam_width, completions=completions, top_k=top_k, include_baseline=include_baseline)
+            beam_width=beam_width, completions=completions, top_k=top_k, include_baseline=include_baseline,
+            augment=augment)
         self.options.check()
         self.levels: Any = None
         self.outcomes: dict[str, PhaseOutcome] = {}
@@ -146,7 +149,7 @@ class CRController(OneShotController):
         folder = Path(ctx.checkpoint_dir) if ctx.checkpoint_dir is not None else None
         common = {"images": data.images, "targets": data.targets, "train_idx": train_idx, "val_idx": val_idx,
                   "kind": self.task.kind, "num_classes": self.task.num_classes, "ignore_index": data.ignore_index,
-                  "batch_size": o.batch_size, "device": ctx.device}
+                  "batch_size": o.batch_size, "device": ctx.device, "augment": o.augment}
         fingerprint = {"options": repr(dataclasses.asdict(o)), "samples": len(data.images), "seed": self.seed,
                        "supernet": f"{type(self.supernet).__name__} "
                                    f"{sum(p.numel() for p in self.supernet.parameters())} parameters",

@@ -4,7 +4,8 @@ A :class:`PhaseJob` holds everything one phase needs (its supernet, the data and
 options), so :func:`run_phase` runs in the controller's process or, under the Ray executor, as
 a Ray task with one trial's resources. A phase
 
-1. trains its single-path supernet for ``train.epochs`` epochs on the arch-train part, one
+1. trains its single-path supernet for ``train.epochs`` epochs on the arch-train part (with the
+   training transform of :mod:`automl.augment` unless ``augment`` is off), one
    uniformly drawn sub-network per step (``searched`` decisions drawn, ``fixed`` kept),
    checkpointing every epoch to ``checkpoint`` (a resumed job continues at the next epoch);
 2. ``stage``: scores every architecture of ``candidates`` on the whole arch-validation part;
@@ -28,7 +29,7 @@ import torch
 
 from automl.types import Arch, Decision
 from controllers.oneshot import checkpoint as ckpt
-from controllers.oneshot.batches import Batch, CyclingBatches, gather
+from controllers.oneshot.batches import Augmenter, Batch, CyclingBatches, gather
 from controllers.oneshot.beam import BeamResult, beam_search
 from controllers.oneshot.report import Progress
 from controllers.oneshot.single_path import (
@@ -62,6 +63,7 @@ class PhaseJob:
     candidates: list[dict[str, Any]] = field(default_factory=list)  # stage: what to score
     beam_width: int = 3
     completions: int = 4
+    augment: bool = True  # the training transform on the arch-train batches (automl.augment)
 
 
 @dataclass
@@ -81,12 +83,14 @@ def run_phase(job: PhaseJob, log: Callable[[str], Any] | None = None) -> PhaseOu
                                 device=device, ignore_index=job.ignore_index)
     rng = np.random.default_rng(job.seed)
     stream = CyclingBatches(job.train_idx, job.batch_size, job.seed + 1)
+    augmenter = Augmenter(job.augment, job.seed + 3, job.ignore_index)
     history: list[dict[str, float]] = []
     start = 0
     payload = None if job.checkpoint is None else ckpt.load(job.checkpoint, job.fingerprint)
     if payload is not None:
         trainer.load_state_dict(payload["trainer"])
         stream.load_state_dict(payload["stream"])
+        augmenter.load_state_dict(payload["augment"])
         ckpt.set_rng_state(payload["rng"], rng)
         history, start = list(payload["history"]), int(payload["epoch"])
     else:
@@ -98,12 +102,13 @@ def run_phase(job: PhaseJob, log: Callable[[str], Any] | None = None) -> PhaseOu
     try:
         for epoch in range(start, job.train.epochs):
             t0 = time.perf_counter()
-            metrics = trainer.epoch(epoch, (batch(next(stream)) for _ in range(steps)), sample)
+            metrics = trainer.epoch(epoch, (augmenter(batch(next(stream))) for _ in range(steps)), sample)
             metrics["seconds"] = time.perf_counter() - t0
             history.append(metrics)
             if job.checkpoint is not None:
                 ckpt.save(job.checkpoint, {"fingerprint": job.fingerprint, "epoch": epoch + 1,
                                            "trainer": trainer.state_dict(), "stream": stream.state_dict(),
+                                           "augment": augmenter.state_dict(),
                                            "rng": ckpt.rng_state(rng), "history": history})
             progress.epoch(f"cr {job.name} supernet epoch {epoch + 1}/{job.train.epochs}  loss {metrics['loss']:.4f}"
                            f"  lr {metrics['lr']:.4g}  ({metrics['seconds']:.1f} s)")

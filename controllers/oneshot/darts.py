@@ -34,7 +34,7 @@ import torch
 
 from controllers.oneshot import checkpoint as ckpt
 from controllers.oneshot.base import OneShotController, SearchData
-from controllers.oneshot.batches import CyclingBatches, gather, place, split_indices
+from controllers.oneshot.batches import Augmenter, CyclingBatches, gather, place, split_indices
 from controllers.oneshot.latency import predicted_latency, within_target
 from controllers.oneshot.darts_options import METHODS, DartsOptions
 from controllers.oneshot.recipes import resolve as recipe_options
@@ -54,7 +54,8 @@ class DartsController(OneShotController):
     always: ``w_momentum`` 0.9, ``grad_clip`` 5, ``order`` 1|2, ``method``
     darts|pcdarts|gdas (``partial_channels`` K=4 for PC-DARTS; ``tau_max`` 10 → ``tau_min``
     0.1 for GDAS), ``top_k`` 1, ``latency_target_ms`` (None = no penalty), ``latency_loss``
-    mul|add, ``latency_weight`` 0.2, ``latency_beta`` 0.3, ``amp`` (bf16 on CUDA), and
+    mul|add, ``latency_weight`` 0.2, ``latency_beta`` 0.3, ``amp`` (bf16 on CUDA), ``augment``
+    (true: both halves get the training transform on the fly, :mod:`automl.augment`), and
     ``supernet``: extra keyword options for ``space.supernet`` (e.g. ``{C: 16, layers: 8}``).
     """
 
@@ -86,6 +87,7 @@ class DartsController(OneShotController):
         latency_loss: str = "mul",
         latency_beta: float = 0.3,
         amp: bool = True,
+        augment: bool = True,
         step_order: str | None = None,
         supernet: Mapping[str, Any] | None = None,
     ) -> None:
@@ -96,7 +98,7 @@ class DartsController(OneShotController):
         self._fixed = {"w_momentum": w_momentum, "grad_clip": grad_clip, "order": order, "method": method,
                        "partial_channels": partial_channels, "tau_max": tau_max, "tau_min": tau_min, "top_k": top_k,
                        "latency_target_ms": latency_target_ms, "latency_weight": latency_weight,
-                       "latency_loss": latency_loss, "latency_beta": latency_beta, "amp": amp,
+                       "latency_loss": latency_loss, "latency_beta": latency_beta, "amp": amp, "augment": augment,
                        "supernet": supernet or {}}
         self.options, self.sources = self._options(None)
         self.seed = 0
@@ -159,9 +161,10 @@ class DartsController(OneShotController):
         steps = math.ceil(len(a_idx) / streams["A"].batch_size)
         path = ckpt.path_in(checkpoint_dir)
         fingerprint = self._fingerprint(supernet, len(images))
-        start = self._resume(path, fingerprint, trainer, streams)
+        augmenter = Augmenter(o.augment, self.seed + 3, data.ignore_index)
+        start = self._resume(path, fingerprint, trainer, streams, augmenter)
         images, targets = place(images, targets, trainer.device)
-        batch = lambda s: gather(images, targets, next(streams[s]), trainer.device, trainer.channels_last)  # noqa: E731
+        batch = lambda s: augmenter(gather(images, targets, next(streams[s]), trainer.device, trainer.channels_last))  # noqa: E731
 
         if log is not None:
             log(self.settings_line())
@@ -176,7 +179,7 @@ class DartsController(OneShotController):
                     ckpt.save(path, {"fingerprint": fingerprint, "epoch": epoch + 1, **trainer.state_dict(),
                                      "streams": {k: s.state_dict() for k, s in streams.items()},
                                      "split": {"A": a_idx, "B": b_idx}, "rng": ckpt.rng_state(self.rng),
-                                     "history": self.history})
+                                     "augment": augmenter.state_dict(), "history": self.history})
                 progress.epoch(format_line(epoch, o.epochs, metrics))
             return self._derive(supernet, latency_lut, progress)
         finally:
@@ -239,7 +242,7 @@ class DartsController(OneShotController):
                 "supernet": type(supernet).__name__}
 
     def _resume(self, path: Any, fingerprint: dict[str, Any], trainer: BilevelTrainer,
-                streams: dict[str, CyclingBatches]) -> int:
+                streams: dict[str, CyclingBatches], augmenter: Augmenter) -> int:
         """Load the checkpoint when present; the first epoch still to run."""
         self.history = []
         payload = None if path is None else ckpt.load(path, fingerprint)
@@ -253,5 +256,6 @@ class DartsController(OneShotController):
         if not all(torch.equal(payload["split"][k], s) for k, s in zip("AB", self.split, strict=True)):
             raise ValueError(f"darts: {path} holds another data split; use another checkpoint_dir")
         ckpt.set_rng_state(payload["rng"], self.rng)
+        augmenter.load_state_dict(payload["augment"])
         self.history = list(payload["history"])
         return int(payload["epoch"])

@@ -69,6 +69,7 @@ class DartsOptions:
     latency_loss: LatencyLoss = "mul"
     latency_beta: float = 0.3
     amp: bool = True
+    augment: bool = True
     step_order: StepOrder = "arch_first"
     supernet: Mapping[str, Any] = field(default_factory=dict)
 
@@ -107,6 +108,8 @@ class DartsOptions:
                 _fail(f"latency_loss='mul' needs latency_target_ms > 1 (it divides by log T), got {self.latency_target_ms!r}")
         if self.step_order not in STEP_ORDERS:
             _fail(f"step_order must be 'arch_first' (DARTS) or 'weights_first' (GDAS code), got {self.step_order!r}")
+        if not isinstance(self.augment, bool):
+            _fail(f"augment must be true or false, got {self.augment!r}")
         if not isinstance(self.amp, bool):
             _fail(f"amp must be true or false, got {self.amp!r}")
         if not isinstance(self.supernet, Mapping) or not all(isinstance(k, str) for k in self.supernet):

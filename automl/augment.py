@@ -1,0 +1,67 @@
+"""On-the-fly training augmentation of a batch (the papers' search-time transforms).
+
+* classification: random crop with zero padding (4 pixels, as DARTS' ``RandomCrop(32,
+  padding=4)``) and a horizontal flip with probability 1/2, per sample;
+* segmentation: a random scale in [0.5, 2.0] (bilinear image, nearest mask), then a random crop
+  back to the batch's size (padding with 0 / ``ignore_index`` where the scaled sample is
+  smaller) and a horizontal flip, per sample (Auto-DeepLab's random scale + crop + flip).
+
+Every draw comes from the given ``torch.Generator``, so a seeded search repeats exactly and a
+resumed one continues the same stream (the generator's state goes into its checkpoint).
+Imports nothing of the project, like :mod:`automl.types`.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+PADDING = 4
+SCALES = (0.5, 2.0)
+
+
+def _rand(generator: torch.Generator) -> float:
+    return float(torch.rand((), generator=generator))
+
+
+def _offset(limit: int, generator: torch.Generator) -> int:
+    return int(torch.randint(0, limit + 1, (), generator=generator)) if limit > 0 else 0
+
+
+def augment(images: torch.Tensor, targets: torch.Tensor, generator: torch.Generator, *,
+            ignore_index: int = -100) -> tuple[torch.Tensor, torch.Tensor]:
+    """The batch ``images [N, C, H, W]`` with ``targets`` (``[N]`` labels or ``[N, H, W]`` masks),
+    augmented per sample (see the module docstring); shapes are kept."""
+    if targets.dim() == 1:
+        return _classification(images, generator), targets
+    return _segmentation(images, targets, generator, ignore_index)
+
+
+def _classification(images: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    n, _, h, w = images.shape
+    padded = F.pad(images, (PADDING, PADDING, PADDING, PADDING))
+    out = torch.empty_like(images)
+    for i in range(n):
+        top, left = _offset(2 * PADDING, generator), _offset(2 * PADDING, generator)
+        crop = padded[i, :, top : top + h, left : left + w]
+        out[i] = crop.flip(-1) if _rand(generator) < 0.5 else crop
+    return out
+
+
+def _segmentation(images: torch.Tensor, masks: torch.Tensor, generator: torch.Generator,
+                  ignore_index: int) -> tuple[torch.Tensor, torch.Tensor]:
+    n, _, h, w = images.shape
+    out_x, out_y = torch.zeros_like(images), torch.full_like(masks, ignore_index)
+    for i in range(n):
+        scale = SCALES[0] + (SCALES[1] - SCALES[0]) * _rand(generator)
+        sh, sw = max(1, round(h * scale)), max(1, round(w * scale))
+        x = F.interpolate(images[i : i + 1], size=(sh, sw), mode="bilinear", align_corners=False)[0]
+        y = F.interpolate(masks[i : i + 1, None].float(), size=(sh, sw), mode="nearest")[0, 0].to(masks.dtype)
+        top, left = _offset(sh - h, generator), _offset(sw - w, generator)  # crop where larger
+        x, y = x[:, top : top + h, left : left + w], y[top : top + h, left : left + w]
+        dy, dx = _offset(h - x.shape[1], generator), _offset(w - x.shape[2], generator)  # place where smaller
+        if _rand(generator) < 0.5:
+            x, y = x.flip(-1), y.flip(-1)
+        out_x[i, :, dy : dy + x.shape[1], dx : dx + x.shape[2]] = x
+        out_y[i, dy : dy + y.shape[0], dx : dx + y.shape[1]] = y
+    return out_x, out_y
