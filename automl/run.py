@@ -348,7 +348,8 @@ class Run:
                 dataset=self.dataset, device=cfg.device,
                 checkpoint_dir=(self.run_dir / "supernet") if self.run_dir else None, run_dir=self.run_dir,
                 writer=self.writer, log=self.log, latency_lut=self.latency_lut, max_in_flight=opts.max_in_flight(),
-                draw=self._draw if self.run_dir is not None else None, call=None if executor.in_process else executor.call, scorings=self.store,
+                draw=self._draw if self.run_dir is not None else None,
+                call=None if executor.in_process else executor.call, scorings=self.store,
             ))
             if self.lock is not None:
                 self.lock.share()  # set-up done: --join workers may come in
