@@ -82,8 +82,11 @@ def test_cr_search_end_to_end_is_seeded_and_resumes_without_repeating_work(tmp_p
     from automl.run import Run
     from search_spaces.cr_resnet.allocations import allocations
 
-    run = Run(_config(tmp_path), tensorboard=False)
+    run = Run(_config(tmp_path), tensorboard=True)
     summary = run.execute()
+    run.close()
+    events = b"".join(p.read_bytes() for p in (tmp_path / "run" / "tb").rglob("events.*"))
+    assert b"cr/stage_supernet_loss" in events and b"cr/allocation_miou" in events
     scorings = run.store.scorings()
     stage = [r for r in scorings if r.proposal["note"] == "stage allocation"]
     spatial = [r for r in scorings if r.proposal["note"] == "spatial candidate"]

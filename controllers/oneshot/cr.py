@@ -119,7 +119,6 @@ class CRController(OneShotController):
             augment=augment)
         self.options.check()
         self.levels: Any = None
-        self.outcomes: dict[str, PhaseOutcome] = {}
 
     def bind(self, space: SearchSpace, task: Task, objectives: tuple[Objective, ...] | list[Objective], seed: int) -> None:
         """Check the space and build the stage supernet (bad space options fail here)."""
@@ -187,7 +186,11 @@ class CRController(OneShotController):
             fingerprint={**fingerprint, "phase": "spatial", "allocation": str(alloc)}, **common))
         done = self._stored(ctx, "spatial candidate")
         self._record(ctx, [s for s in spatial.scores if arch_key(s[0]) not in done], metric, "spatial candidate")
-        self.outcomes = {"stage": stage, "spatial": spatial}
+        if ctx.writer is not None:  # the supernets' loss curves and the allocation scores
+            for phase in (stage, spatial):
+                for epoch, h in enumerate(phase.history):
+                    ctx.writer.add_scalar(f"cr/{'stage' if phase is stage else 'spatial'}_supernet_loss", h["loss"], epoch)
+            ctx.writer.add_histogram(f"cr/allocation_{metric}", torch.tensor([m[metric] for _, m in scores]), 0)
         finals = [arch for arch, _, _ in spatial.scores][: o.top_k]
         extra = [chosen] + ([dict(levels.baseline)] if o.include_baseline else [])
         self.derived = []

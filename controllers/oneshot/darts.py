@@ -118,7 +118,7 @@ class DartsController(OneShotController):
     def bind(self, space: Any, task: Task, objectives: Any, seed: int) -> None:
         """The space's paper settings (``space.paper_settings["darts"]``) join the defaults, then
         the supernet is built (see :class:`OneShotController`)."""
-        settings = (getattr(space, "paper_settings", None) or {}).get(self.name) if space is not None else None
+        settings = space.paper_settings.get(self.name) if space is not None else None
         if settings:
             self.options, self.sources = self._options(settings)
         super().bind(space, task, objectives, seed)
