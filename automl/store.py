@@ -178,8 +178,7 @@ class TrialStore:
         rec = _record(t)
         if rec is not None:
             return "done", rec
-        if t.state == TrialState.RUNNING and _alive(t.user_attrs.get("owner"), float(t.user_attrs.get("heartbeat", 0.0)),
-                                                     time.time(), grace):
+        if t.state == TrialState.RUNNING and _trial_alive(t, time.time(), grace):
             return "running", None
         return "gone", None
 
@@ -199,7 +198,7 @@ class TrialStore:
         now = time.time()
         out = []
         for t in self.study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
-            if not _alive(t.user_attrs.get("owner"), float(t.user_attrs.get("heartbeat", 0.0)), now, grace):
+            if not _trial_alive(t, now, grace):
                 out.append(t.number)
         return out
 
@@ -224,8 +223,7 @@ class TrialStore:
                 continue
             if t.user_attrs.get("interrupted") or t.user_attrs.get("superseded"):
                 continue
-            if t.state == TrialState.RUNNING and not _alive(t.user_attrs.get("owner"),
-                                                           float(t.user_attrs.get("heartbeat", 0.0)), now, grace):
+            if t.state == TrialState.RUNNING and not _trial_alive(t, now, grace):
                 continue
             self.give_up(trial, f"architecture already held by trial {t.number}")
             return t.number
@@ -351,6 +349,14 @@ def _process_start(pid: int) -> str:
 
 
 OWNER: dict[str, Any] = {"host": socket.gethostname(), "pid": os.getpid(), "start": _process_start(os.getpid())}
+
+
+def _trial_alive(t: optuna.trial.FrozenTrial, now: float, grace: float) -> bool:
+    """:func:`_alive` for a stored trial. One that another process has just asked for has no
+    ``owner`` or ``heartbeat`` yet (they are written right after ``ask``): its start time stands
+    in for the heartbeat, so a concurrent ``--resume`` never fails it as interrupted."""
+    started = t.datetime_start.timestamp() if t.datetime_start is not None else 0.0
+    return _alive(t.user_attrs.get("owner"), float(t.user_attrs.get("heartbeat", started)), now, grace)
 
 
 def _alive(owner: Any, heartbeat: float, now: float, grace: float) -> bool:

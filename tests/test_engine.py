@@ -181,6 +181,21 @@ def test_a_running_trial_of_a_live_process_is_not_marked_interrupted(tmp_path):
     assert states[mine.number] == "RUNNING" and states[dead.number] == "FAIL"
 
 
+def test_a_trial_just_asked_by_another_process_is_not_stale(tmp_path):
+    """Between ``ask`` and its owner attributes, a trial of another process is young, not dead
+    (a concurrent ``--resume`` once failed it under the asking process: UpdateFinishedTrialError)."""
+    run = make(tmp_path, budget=1)
+    run.execute()
+    asked = run.store.study.ask()  # no owner, no heartbeat yet
+    old = run.store.study.ask()
+    run.store.study._storage.set_trial_user_attr(old._trial_id, "heartbeat", 0.0)  # an ancient one stays stale
+    assert run.store.stale() == [old.number]
+    assert run.store.mark_interrupted() == 1
+    run.store.start({"x": 3})  # the young trial can still be written to
+    asked.set_user_attr("owner", {"host": "elsewhere", "pid": 1, "start": ""})
+    assert run.store.study.trials[asked.number].state.name == "RUNNING"
+
+
 def test_proposal_origin_is_stored(tmp_path):
     summary = make(tmp_path, controller="evolution", budget=16).execute()
     children = [r for r in summary.records if r.proposal.get("parent") is not None]
