@@ -152,8 +152,9 @@ def test_resume_after_interrupt_equals_an_uninterrupted_run(tmp_path, controller
 def test_resume_after_crash_fails_running_trials(tmp_path):
     run = make(tmp_path, budget=5)
     run.execute()
-    orphan = run.store.study.ask()  # a trial left RUNNING, as after kill -9
+    orphan = run.store.study.ask()  # a trial left RUNNING, as after kill -9: its heartbeat long past
     orphan.set_user_attr("arch", {"x": 1})
+    orphan.set_user_attr("heartbeat", 0.0)
     resumed = make(tmp_path, budget=8, resume=True)
     summary = resumed.execute()
     assert len(summary.records) == 8
