@@ -8,11 +8,14 @@ from __future__ import annotations
 import difflib
 import re
 import sys
+import time
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 import yaml
+
+from automl.launch import launched_rank
 
 app = typer.Typer(
     add_completion=False,
@@ -94,6 +97,8 @@ def search(
     trial_timeout: Annotated[float | None, typer.Option(help="seconds after which a trial fails as timed out")] = None,
     retries: Annotated[int | None, typer.Option(help="re-run a failed trial up to K times")] = None,
     scheduler: Annotated[str | None, typer.Option(help="none or asha (Ray Tune ASHA stops poor training trials)")] = None,
+    reference: Annotated[str | None, typer.Option(help="SPACE:PRESET (or PRESET) trained like the trials after the search, "
+                                                       "compared with the best in one line (e.g. seg-unet:unet)")] = None,
     set_: Annotated[list[str] | None, typer.Option("--set", help="component option, e.g. controller.population=20")] = None,
     resume: Annotated[Path | None, typer.Option(help="continue the run in this directory")] = None,
     join: Annotated[bool, typer.Option(help="with --resume: work on a run another process is searching, as one more worker")] = False,
@@ -109,7 +114,8 @@ def search(
             _fail("--join works with --resume RUN_DIR only (it adds a worker to a run that is being searched)")
         if resume is not None:
             if config is not None or any(v is not None for v in (space, controller, evaluator, objective, constraint,
-                                                                  run_dir, storage, dataset, set_, mnas_reward)):
+                                                                  run_dir, storage, dataset, set_, mnas_reward,
+                                                                  reference)):
                 _fail("--resume continues a run as configured; only --budget, --seed, --device, --pruner and the executor "
                       "options (--executor, --workers, --ray-address, --trial-cpus, --trial-gpus, --trial-timeout, "
                       "--retries, --scheduler) may be given with it")
@@ -124,7 +130,7 @@ def search(
                      "storage": storage, "dataset": dataset, "device": device, "pruner": pruner,
                      "mnas_reward": mnas_reward, "executor": executor, "workers": workers, "ray_address": ray_address,
                      "trial_cpus": trial_cpus, "trial_gpus": trial_gpus, "trial_timeout": trial_timeout,
-                     "retries": retries, "scheduler": scheduler}
+                     "retries": retries, "scheduler": scheduler, "reference": reference}
         for key, value in overrides.items():
             if value is not None and value != []:
                 cfg.set(key, value)
@@ -135,6 +141,14 @@ def search(
                   log=lambda m: console.print(f"[dim]{m}[/dim]"))
     except (SpecError, RunSetupError) as exc:
         _fail(str(exc))
+    if run.rank > 0:  # another process of a data-parallel supernet search (torchrun): searches silently
+        try:
+            run.execute()
+        except KeyboardInterrupt:
+            raise typer.Exit(130) from None
+        finally:
+            run.close()
+        return
     how = {"owner": "resumed" if resume is not None else "new"}.get(run.role, "joined as another worker")
     console.print(f"run directory: {run.run_dir} ({how})")
     for comp in skipped:
@@ -176,6 +190,10 @@ def _print_summary(console, run, summary) -> None:
         b = summary.best
         o = summary.objectives[0]
         console.print(f"best {o.metric} = {b.metrics[o.metric]:.4g}  (trial {b.number}: {b.arch_str or b.key})")
+    if summary.reference is not None:
+        from automl.reference import comparison
+
+        console.print(comparison(summary.best, summary.reference, summary.objectives), markup=False)
     if len(summary.objectives) > 1:
         console.print(f"Pareto front: {len(summary.front)} trial(s): {', '.join(str(r.number) for r in summary.front)}")
     if run.run_dir is not None:
@@ -238,6 +256,11 @@ def show(
     console.print(f"Pareto front ({len(front)}): " + ", ".join(f"#{r.number}" for r in front) + "   (* in the table)")
     if view.scorings:
         console.print(scorings_table(view.scorings, top if top > 0 else len(view.scorings)))
+    from automl.reference import comparison, load
+
+    reference = load(run_dir)
+    if reference is not None:
+        console.print(comparison(b, reference, view.objectives), markup=False)
 
 
 def _show_trial(console, view, number: int) -> None:
@@ -456,18 +479,32 @@ def main(argv: list[str] | None = None) -> None:
     try:
         code = app(args=argv, prog_name="automl", standalone_mode=False)
     except UserError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        _print_error(f"error: {exc}")
         raise SystemExit(2) from None
     except typer.TyperException as exc:  # the parser: unknown option, bad value, missing argument
         if type(exc).__name__ == "NoArgsIsHelpError":  # plain `automl`: the help was printed
             raise SystemExit(2) from None
-        print(f"error: {_usage_line(exc)}", file=sys.stderr)
+        _print_error(f"error: {_usage_line(exc)}")
         raise SystemExit(2) from None
     except typer.Abort:
         print("aborted", file=sys.stderr)
         raise SystemExit(130) from None
     if isinstance(code, int) and code:
         raise SystemExit(code)
+
+
+# Under torchrun, rank 0 reports an error all processes meet; the others wait this long first
+# (torchrun stops them when rank 0 exits) and so speak only when rank 0 did not fail.
+WORKER_ERROR_DELAY_S = 2.0
+
+
+def _print_error(line: str) -> None:
+    """``line`` on stderr; from a torchrun process of rank > 0 after a delay (see above)."""
+    rank = launched_rank()
+    if rank > 0:
+        time.sleep(WORKER_ERROR_DELAY_S)
+        line = f"{line} (torchrun process {rank})"
+    print(line, file=sys.stderr)
 
 
 def _usage_line(exc: typer.TyperException) -> str:

@@ -107,6 +107,7 @@ class RunConfig:
     trial_timeout: float | None = None
     retries: int = 0
     scheduler: str = "none"
+    reference: str | None = None  # SPACE:PRESET trained like the best trial after the search (automl.reference)
     _given: set[str] = field(default_factory=set, repr=False)  # keys set explicitly (file or flags)
 
     @classmethod
@@ -190,7 +191,7 @@ class RunConfig:
             accepted = EXECUTORS if key == "executor" else SCHEDULERS
             if value not in accepted:
                 raise SpecError(f"{key}: {value!r} is not one of {', '.join(accepted)}")
-        elif key in ("run_dir", "storage", "study_name", "dataset", "device", "ray_address"):
+        elif key in ("run_dir", "storage", "study_name", "dataset", "device", "ray_address", "reference"):
             if value is not None and not isinstance(value, str):
                 raise SpecError(f"{key}: expected a string, got {value!r}")
         else:
@@ -224,6 +225,8 @@ class RunConfig:
             # The quick budget belongs to the quick controller settings: not used beside the user's own.
             if "budget" not in self._given and "budget" in quick and "controller" not in skipped:
                 self.budget = int(quick["budget"])
+            if "reference" not in self._given and quick.get("reference") and "controller" not in skipped:
+                self.reference = str(quick["reference"])
         if not self.evaluators:
             defaults = getattr(_declared(self.space.name), "default_evaluators", ("train",)) or ("train",)
             self.evaluators = [Component.parse(dict(e) if isinstance(e, dict) else e, "evaluator") for e in defaults]

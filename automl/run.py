@@ -15,6 +15,11 @@
 The run names no concrete space, controller or evaluator: defaults come from what the space
 declares (``default_evaluators``, ``quick_settings``), a latency table from any evaluator that
 offers ``latency_table``.
+
+Under ``torchrun --nproc-per-node N`` (a data-parallel supernet search, controllers with
+``data_parallel``) rank 0 is this run; every other process is a *search worker*: it sets up
+the same configuration, takes part in ``controller.prepare`` and returns, writing and printing
+nothing.
 """
 
 from __future__ import annotations
@@ -35,6 +40,7 @@ from automl.config import RunConfig
 from automl.devices import check_device
 from automl.engine import Engine
 from automl.executors import ExecutorOptions, make_executor
+from automl.launch import launched_rank, launched_world
 from automl.lock import RunBusy, RunLock
 from automl.objectives import (
     Constraint,
@@ -44,6 +50,7 @@ from automl.objectives import (
     parse_objective,
 )
 from automl.pareto import best, front
+from automl.reference import Reference, ReferenceSpecError
 from automl.store import StoreMissing, TrialRecord, TrialStore, default_storage
 from automl.trial import Bench, Workbench
 from automl.types import Objective, Task
@@ -66,6 +73,7 @@ class RunSummary:
     best: TrialRecord | None = None
     duplicates: int = 0
     seconds: float = 0.0
+    reference: dict[str, Any] | None = None  # the reference's outcome (automl.reference), when the run has one
 
 
 def _objective_visible(metric: str, hidden: set[str], known: set[str] | None, what: str) -> None:
@@ -100,6 +108,10 @@ class Run:
         log: Callable[[str], None] | None = None,
         join: bool = False,
     ) -> None:
+        self.rank = launched_rank()  # > 0: a search worker of a torchrun launch (module docstring)
+        if self.rank > 0:
+            resume = join = write_files = tensorboard = progress = False
+            storage, log = optuna.storages.InMemoryStorage(), None
         self.config = config
         self.resume = resume
         self.join = join
@@ -122,6 +134,7 @@ class Run:
         self.space: SearchSpace = registry.create("space", cfg.space.name, cfg.space.options)
         self.controller: Controller = registry.create("controller", cfg.controller.name, cfg.controller.options)
         registry.check_compatible(self.space, self.controller, cfg.space.name, cfg.controller.name)
+        self._check_processes()
         self.evaluators: list[Evaluator] = list(evaluators) if evaluators is not None else [
             registry.create("evaluator", e.name, e.options) for e in cfg.evaluators
         ]
@@ -182,6 +195,12 @@ class Run:
             except (ValueError, TypeError) as exc:
                 raise RunSetupError(str(exc)) from None
         self.needs_model = any(getattr(e, "needs_model", True) for e in self.evaluators)
+        self.reference: Reference | None = None
+        if cfg.reference:
+            try:
+                self.reference = Reference.resolve(cfg.reference, cfg.space.name, cfg.space.options, self.task)
+            except ReferenceSpecError as exc:
+                raise RunSetupError(str(exc)) from None
         try:  # builds what must exist before a run starts (one-shot: the supernet, seeded)
             self.controller.bind(self.space, self.task, self.objectives, cfg.seed)
         except (ValueError, TypeError) as exc:
@@ -190,13 +209,26 @@ class Run:
         self.latency_lut = next((t for e in self.evaluators if (t := getattr(e, "latency_table", None))), None)
         self.executor = make_executor(self.executor_options, "max" if self.objectives[0].direction == "max" else "min")
         try:
-            self.executor.start(self.log)  # a local Ray or the cluster: unreachable is one line, nothing written
+            if self.rank == 0:  # a local Ray or the cluster: unreachable is one line, nothing written
+                self.executor.start(self.log)
         except ValueError as exc:
             raise RunSetupError(str(exc)) from None
 
         self.run_dir: Path | None = None
         if self.write_files:
             self.run_dir = self._resolve_run_dir()
+
+    def _check_processes(self) -> None:
+        """Several torchrun processes need a controller that searches in parallel and no --join."""
+        world = launched_world()
+        if world == 1:
+            return
+        if not getattr(self.controller, "data_parallel", False):
+            raise RunSetupError(f"controller {self.config.controller.name!r} does not search with several processes "
+                                f"(torchrun started {world}); only data-parallel supernet searches (darts) do; run it "
+                                "as one process")
+        if self.join:
+            raise RunSetupError("--join adds one worker to a run; start it without torchrun")
 
     def _resolve_run_dir(self) -> Path:
         cfg = self.config
@@ -312,6 +344,8 @@ class Run:
 
     # -- the search -----------------------------------------------------------------------------
     def execute(self) -> RunSummary:
+        if self.rank > 0:
+            return self._search_worker()
         t_start = time.perf_counter()
         cfg = self.config
         opts = self.executor_options
@@ -339,6 +373,7 @@ class Run:
         executor = self.executor
         try:
             records: list[TrialRecord] = []
+            reference = None
             if self.resume:
                 n = self.store.mark_interrupted()
                 if n:
@@ -361,6 +396,9 @@ class Run:
             if self.show_progress:
                 progress = _Progress(self, cfg.budget, len(engine.records))
             executor.run(engine, wb, self._reporter)
+            if self.reference is not None and self.role == "owner" and engine.records:
+                reference = self.reference.evaluate(wb, self.run_dir, None if executor.in_process else executor.call,
+                                                    self.log)
         except KeyboardInterrupt:
             engine.interrupt()
             raise
@@ -384,7 +422,16 @@ class Run:
             best=best(records, self.objectives[0]),
             duplicates=engine.duplicates,
             seconds=time.perf_counter() - t_start,
+            reference=reference,
         )
+
+    def _search_worker(self) -> RunSummary:
+        """Rank > 0 of a torchrun launch: the supernet search with rank 0, nothing else."""
+        t_start = time.perf_counter()
+        self.controller.prepare(PrepareContext(dataset=self.dataset, device=self.config.device, log=self.log,
+                                               latency_lut=self.latency_lut))
+        return RunSummary(run_dir=None, records=[], objectives=self.objectives, stopped="search worker done",
+                          seconds=time.perf_counter() - t_start)
 
     def _track(self, rec: TrialRecord, records: list[TrialRecord]) -> None:
         if self.writer is None:

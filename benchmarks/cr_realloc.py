@@ -25,11 +25,7 @@ everything, with the machine's facts, as JSON.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
-import os
-import platform
-import statistics
 import sys
 import tempfile
 from pathlib import Path
@@ -41,7 +37,7 @@ from automl import registry
 from automl.cli import UserError, parse_sets
 from automl.config import Component, RunConfig
 from automl.run import Run, RunSetupError
-from automl.trial import Bench, TrialSpec, Workbench, run_trial
+from benchmarks.retrain import bench_of, machine, mean_std, measure
 from evaluators.train import PRIMARY
 
 SPACE, CONTROLLER = "cr-resnet", "cr"
@@ -72,25 +68,6 @@ def configure(args: argparse.Namespace, folder: Path) -> tuple[RunConfig, dict[s
     return cfg, options["train"], options["latency"]
 
 
-def measure(bench: Bench, arch: dict[str, Any], seed: int) -> dict[str, float]:
-    """The metrics of ``bench``'s evaluators on ``arch``, built and trained with ``seed``."""
-    wb = dataclasses.replace(bench.wb, seed=seed)
-    out = run_trial(wb, TrialSpec(seed, arch), bench=Bench(wb, bench.space, bench.evaluators, bench.dataset))
-    if out.state != "complete":
-        raise SystemExit(f"benchmark trial failed ({bench.space.describe(arch)}, seed {seed}): {out.error}")
-    return out.metrics
-
-
-def bench_of(run: Run, *evaluators: tuple[str, dict[str, Any]]) -> Bench:
-    """A bench that evaluates like ``run``'s trials (same space, task, dataset and device)."""
-    made = [registry.create("evaluator", name, options) for name, options in evaluators]
-    for ev in made:
-        ev.setup(run.space, run.task)
-    wb = Workbench(space=(SPACE, dict(run.config.space.options)), evaluators=tuple(made), task=run.task,
-                   device=run.config.device, tensorboard=False)
-    return Bench(wb, space=run.space, evaluators=made, dataset=run.dataset)
-
-
 def benchmark(args: argparse.Namespace, folder: Path) -> dict[str, Any]:
     cfg, train, latency = configure(args, folder)
     run = Run(cfg, tensorboard=False, log=lambda msg: print(f"  {msg}", flush=True))
@@ -113,8 +90,8 @@ def benchmark(args: argparse.Namespace, folder: Path) -> dict[str, Any]:
         row: dict[str, Any] = {"arch": arch, "describe": space.describe(arch), **measure(costs, arch, cfg.seed)}
         trained = [measure(trainer, arch, seed) for seed in seeds]
         values = [m[metric] for m in trained]
-        row.update({metric: values, "mean": statistics.fmean(values),
-                    "std": statistics.stdev(values) if len(values) > 1 else 0.0,
+        mean, std = mean_std(values)
+        row.update({metric: values, "mean": mean, "std": std,
                     "train_seconds": [m["train_seconds"] for m in trained]})
         rows[label] = row
         print(f"  {label}: {row['describe']}  {metric} {row['mean']:.4f} +- {row['std']:.4f}", flush=True)
@@ -125,8 +102,7 @@ def benchmark(args: argparse.Namespace, folder: Path) -> dict[str, Any]:
         "search": {"seed": cfg.seed, "seconds": summary.seconds, "run_dir": str(run.run_dir) if args.out else None,
                    "proposals": [r.arch_str or space.describe(r.arch) for r in summary.records]},
         "archs": rows,
-        "machine": {"torch": torch.__version__, "threads": torch.get_num_threads(), "cpus": os.cpu_count(),
-                    "machine": platform.machine(), "python": platform.python_version(), "device": cfg.device},
+        "machine": machine(cfg.device),
     }
 
 

@@ -8,8 +8,9 @@ One epoch is what ``DartsController`` runs per epoch: the training data split 50
 the weights, B the architecture), ⌈|A| / batch⌉ steps of *architecture step on a B batch, then
 weight step on an A batch*, batches drawn by the controller's cycling streams and placed on the
 device by its :func:`~controllers.oneshot.batches.place` / ``gather`` (CIFAR-sized data is copied to
-the GPU once). The data is synthetic (``--samples`` images of 3×32×32 for ``darts``, 10 classes,
-like CIFAR-10's 50,000 training images: 25,000 a side, 391 steps at batch 64).
+the GPU once). The data is synthetic and stored as a dataset stores it, ``uint8`` images and
+targets, each batch normalised on the device (``--samples`` images of 3×32×32 for ``darts``, 10
+classes, like CIFAR-10's 50,000 training images: 25,000 a side, 391 steps at batch 64).
 
 ``--precision bf16`` is the trainer's mixed precision (bf16 autocast + channels-last weights and
 inputs; the default on CUDA, forced on other devices); ``fp32`` switches it off. Each precision
@@ -76,15 +77,16 @@ def child(args: argparse.Namespace, precision: str) -> dict[str, Any]:
         torch.backends.cudnn.benchmark = True
 
     g = torch.Generator().manual_seed(0)
-    images = torch.randn(args.samples, 3, size, size, generator=g)
+    images = torch.randint(0, 256, (args.samples, 3, size, size), generator=g, dtype=torch.uint8)
     tshape = (args.samples,) if kind == "classification" else (args.samples, size, size)
-    targets = torch.randint(0, classes, tshape, generator=g)
+    targets = torch.randint(0, classes, tshape, generator=g, dtype=torch.uint8)
+    stats = ((0.5,) * 3, (0.29,) * 3)  # uniform pixels: mean 1/2, std ~0.29
     a_idx, b_idx = split_indices(args.samples, 0)
     streams = {"A": CyclingBatches(a_idx, args.batch, 1), "B": CyclingBatches(b_idx, args.batch, 2)}
     images, targets = place(images, targets, trainer.device)
 
     def batch(s: str) -> Any:
-        return gather(images, targets, next(streams[s]), trainer.device, trainer.channels_last)
+        return gather(images, targets, next(streams[s]), trainer.device, trainer.channels_last, stats)
 
     steps = math.ceil(len(a_idx) / streams["A"].batch_size)
     trainer.set_epoch(0)

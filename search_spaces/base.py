@@ -118,6 +118,20 @@ class SearchSpace:
             n *= len(d.choices)
         return n
 
+    # -- presets -----------------------------------------------------------------------------
+    @classmethod
+    def presets(cls) -> dict[str, dict[str, Any]]:
+        """Named architectures of the space at its default options (published networks to start
+        from or to compare with); none by default."""
+        return {}
+
+    def preset(self, name: str) -> dict[str, Any]:
+        """Preset ``name`` as an architecture of this space (KeyError naming the known ones)."""
+        presets = self.presets()
+        if name not in presets:
+            raise KeyError(f"unknown {self.name} preset {name!r}; known: {sorted(presets) or 'none'}")
+        return self.validate(dict(presets[name]))
+
     def validate(self, arch: Arch) -> dict[str, Any]:
         """Return ``arch`` as a plain dict or raise ``ValueError`` naming what is wrong."""
         decisions = self.decisions()

@@ -15,7 +15,7 @@ concatenates the skip, and fuses with a 3x3 conv. Decisions:
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import torch
 from torch import nn
@@ -98,6 +98,12 @@ class SegUNetSpace(SearchSpace):
     description: ClassVar[str] = "small U-Net-like encoder-decoder: depth, width, block per stage, skips"
     offers: ClassVar[frozenset[str]] = frozenset({"decisions"})
     default_task: ClassVar[Task] = Task(kind="segmentation", in_channels=3, input_size=(32, 32), num_classes=5)
+
+    @classmethod
+    def presets(cls) -> dict[str, dict[str, Any]]:
+        """``unet``: the plain U-Net of this space (depth 3, width 24, 3x3 convs, skips) — the
+        reference the segmentation searches are measured against."""
+        return {"unet": {"depth": 3, "width": 24, "block1": "conv3", "block2": "conv3", "block3": "conv3", "skip": "on"}}
 
     def decisions(self) -> list[Decision]:
         return [

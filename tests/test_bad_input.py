@@ -118,6 +118,14 @@ CASES: list[tuple[list[str], str]] = [
     (["export", "run", "--train-epochs", "0"], "--train-epochs must be a positive integer"),
     (["pareto", "run", "--objective", "nope:max"], "nope"),
     (["blocks", "nosuch"], "unknown block 'nosuch'; known blocks:"),
+    (["search", *TABLE_RUN, "--reference", "seg-unet:unet"],
+     "reference 'seg-unet:unet': space 'seg-unet' builds segmentation networks but this run's task is classification"),
+    (["search", *TABLE_RUN, "--reference", "unet"], "reference 'unet': unknown nb201 preset 'unet'; known: none"),
+    (["search", *TABLE_RUN, "--reference", "segunet:unet"], "reference 'segunet:unet': unknown space 'segunet'"),
+    (["search", "--space", "seg-unet", "--reference", "seg-unet:unet++"],
+     "reference 'seg-unet:unet++': unknown seg-unet preset 'unet++'; known: ['unet']"),
+    (["search", "--space", "seg-hierarchical", "--set", "space.stem_stride=3"],
+     "stem_stride must be one of 4, 2, 1, got 3"),
     (["latency-table", "--space", "nosuch"], "unknown space 'nosuch'"),
 ]
 

@@ -15,6 +15,7 @@ import pytest
 import torch
 
 from automl import registry
+from automl.reference import Reference
 from automl.types import Objective, Proposal, Result, Task, arch_key
 from controllers.base import Controller, as_proposal
 from controllers.bayes.descriptor import descriptor
@@ -50,11 +51,13 @@ def test_space_declarations(name):
         registry.resolve("evaluator", e if isinstance(e, str) else e["name"])
     for controller, quick in cls.quick_settings.items():
         assert controller in CONTROLLERS
-        assert set(quick) <= {"space", "controller", "evaluators", "budget"}
+        assert set(quick) <= {"space", "controller", "evaluators", "budget", "reference"}
         for e in quick.get("evaluators", []):
             registry.create("evaluator", e["name"], {k: v for k, v in e.items() if k != "name"})
         registry.create("controller", controller, dict(quick.get("controller", {})))
         registry.create("space", name, dict(quick.get("space", {})))
+        if quick.get("reference"):  # a reference for the space's own task resolves
+            Reference.resolve(quick["reference"], name, dict(quick.get("space", {})), cls.default_task)
 
 
 @pytest.mark.parametrize("name", SPACES)

@@ -12,7 +12,7 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 PACKAGES = ("automl", "controllers", "evaluators", "search_spaces")
-LEAVES = {"automl.types", "automl.pareto", "automl.metrics", "automl.augment"}  # imported by every package; import nothing of the project
+LEAVES = {"automl.types", "automl.pareto", "automl.metrics", "automl.augment", "automl.batching", "automl.launch"}  # imported by every package; import nothing of the project
 
 
 def modules() -> dict[str, Path]:

@@ -325,6 +325,29 @@ def test_build_gives_logits_at_the_input_size(decoder, size):
     assert model(torch.randn(2, 2, *size)).shape == (2, 4, *size)
 
 
+@pytest.mark.parametrize(("stem", "retrain"), [(4, None), (2, None), (1, None), (4, 1)])
+def test_stem_stride_sets_the_level_resolutions_of_supernet_and_built_network(stem, retrain):
+    space = tiny_space(stem_stride=stem, retrain_stem_stride=retrain)
+    built = retrain or stem
+    model = space.build(space.from_genotype(AUTODEEPLAB_CITYSCAPES.cell, [0, 1, 2]), TASK)
+    sizes = {}
+    for l, cell in enumerate(model.cells):
+        cell.register_forward_hook(lambda m, i, out, l=l: sizes.__setitem__(l, tuple(out.shape[-2:])))
+    assert model(torch.randn(2, 3, 32, 32)).shape == (2, 3, 32, 32)
+    assert sizes == {l: (32 // (built * 2**s),) * 2 for l, s in enumerate([0, 1, 2])}
+    g = space.graph(space.from_genotype(AUTODEEPLAB_CITYSCAPES.cell, [0, 1, 2]))
+    assert [g.nodes[f"cell{l}"]["stride"] for l in range(3)] == [built, 2 * built, 4 * built]
+    net = space.supernet(TASK)
+    assert net.stem1(net.stem0(torch.randn(1, 3, 32, 32))).shape[-1] == 32 // stem
+    assert net.lut_sites[0][1] == (32 // built,) * 2  # latency keys follow the built network
+    assert net(torch.randn(2, 3, 32, 32)).shape == (2, 3, 32, 32)
+
+
+def test_a_stem_stride_outside_4_2_1_is_refused():
+    with pytest.raises(ValueError, match="retrain_stem_stride must be one of 4, 2, 1, got 8"):
+        tiny_space(retrain_stem_stride=8)
+
+
 def test_build_exports_with_torch_export():
     space = tiny_space()
     model = space.build(space.sample(np.random.default_rng(3)), TASK).eval()

@@ -19,6 +19,7 @@ from typing import Any, ClassVar
 
 import torch
 
+from automl.batching import Stats
 from automl.types import Arch, Objective, Proposal, Task
 from controllers.base import Controller, PrepareContext
 from search_spaces.base import SearchSpace
@@ -30,19 +31,22 @@ class SearchData:
 
     ``images``/``targets`` are the run's training split (the validation split stays with the
     evaluators); the controller splits them into its own halves (weights / architecture).
-    ``ignore_index`` applies to segmentation targets.
+    ``ignore_index`` applies to segmentation targets. A dataset's images stay ``uint8`` and its
+    targets compact; each batch is normalised with ``stats`` on its way to the device
+    (:func:`automl.batching.to_batch`). Without ``stats`` the images are float, already normalised.
     """
 
-    images: Any  # torch.Tensor [N, C, H, W], float
-    targets: Any  # torch.Tensor [N] (classification) or [N, H, W] (segmentation), long
+    images: Any  # torch.Tensor [N, C, H, W], uint8 (with stats) or float
+    targets: Any  # torch.Tensor [N] (classification) or [N, H, W] (segmentation), any integer type
     ignore_index: int = -100
+    stats: Stats | None = None
 
     @classmethod
     def from_dataset(cls, dataset: Any) -> SearchData:
-        """The training split of a run's dataset (``evaluators.data.Dataset``)."""
-        images, targets = dataset.tensors("train")
+        """The training split of a run's dataset (``evaluators.data.Dataset``), as stored."""
         ignore = dataset.ignore_index if getattr(dataset, "ignore_index", None) is not None else -100
-        return cls(images=images, targets=targets, ignore_index=ignore)
+        return cls(images=dataset.images["train"], targets=dataset.targets["train"], ignore_index=ignore,
+                   stats=(dataset.mean, dataset.std))
 
 
 class OneShotController(Controller):

@@ -14,6 +14,7 @@ from typing import Any
 import torch
 
 from automl.augment import augment
+from automl.batching import RESIDENT_BYTES, Stats, nbytes, to_batch
 
 
 def split_indices(n: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -77,30 +78,24 @@ class Batch:
     targets: torch.Tensor
 
 
-# Search data up to this size is copied to an accelerator once (CIFAR-10: 0.6 GB as float32);
-# larger data stays in host memory and each batch is copied.
-RESIDENT_BYTES = 2 << 30
-
-
 def place(images: torch.Tensor, targets: torch.Tensor, device: torch.device,
           resident_bytes: int = RESIDENT_BYTES) -> tuple[torch.Tensor, torch.Tensor]:
     """The search data where :func:`gather` reads it: on ``device`` when it is not the CPU and
-    the data fits in ``resident_bytes`` (no host-to-device copy per step), else where it is."""
-    size = images.numel() * images.element_size() + targets.numel() * targets.element_size()
-    if device.type == "cpu" or images.device == device or size > resident_bytes:
+    the data (as stored: uint8 images, compact targets) fits in ``resident_bytes`` (no
+    host-to-device copy per step), else where it is."""
+    if device.type == "cpu" or images.device == device or nbytes(images, targets) > resident_bytes:
         return images, targets
     return images.to(device), targets.to(device)
 
 
 def gather(images: torch.Tensor, targets: torch.Tensor, idx: torch.Tensor, device: torch.device,
-           channels_last: bool = False) -> Batch:
-    """Select ``idx`` from the in-memory data (on the host or already on ``device``) onto ``device``."""
-    idx = idx.to(images.device)
-    x = images.index_select(0, idx).to(device, non_blocking=True)
+           channels_last: bool = False, stats: Stats | None = None) -> Batch:
+    """Select ``idx`` from the in-memory data (on the host or already on ``device``) onto ``device``,
+    converted there by :func:`automl.batching.to_batch` (normalised with ``stats`` when given)."""
+    x, y = to_batch(images, targets, idx, device, stats)
     if channels_last and x.dim() == 4:
         x = x.contiguous(memory_format=torch.channels_last)
-    y = targets.index_select(0, idx).to(device, non_blocking=True)
-    return Batch(x, y.long())
+    return Batch(x, y)
 
 
 class Augmenter:

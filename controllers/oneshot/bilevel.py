@@ -10,6 +10,10 @@ computed and the op outputs are not kept for α/β gradients in the weight step.
 On CUDA the forward runs under bf16 autocast with channels-last tensors; the finite-difference
 Hessian-vector product of the second-order step runs in fp32 (ε perturbs the weights by 1e-2
 in norm, below bf16 resolution).
+
+With ``replicas`` (:mod:`controllers.oneshot.distributed`: one process of a ``torchrun`` launch,
+fed its shard of each batch) every gradient is averaged over the processes before it is used,
+weighted by the shard's counted targets, so all processes take the same steps.
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ import torch.nn.functional as F
 from controllers.oneshot.batches import Batch
 from controllers.oneshot.latency import latency_penalised
 from controllers.oneshot.darts_options import DartsOptions
+from controllers.oneshot.distributed import Replicas
 from controllers.oneshot.unrolled import requires_grad, unrolled_arch_gradient
 
 # GDAS: a non-finite loss means an overflowing Gumbel sample; draw again up to this often.
@@ -54,10 +59,12 @@ class BilevelTrainer:
 
     def __init__(self, supernet: Any, options: DartsOptions, *, device: str | torch.device = "cpu",
                  ignore_index: int = -100, latency_lut: Mapping[str, float] | None = None,
-                 mixed_precision: bool | None = None) -> None:
+                 mixed_precision: bool | None = None, replicas: Replicas | None = None) -> None:
         """``mixed_precision`` (bf16 autocast + channels-last) defaults to ``options.amp`` on CUDA
-        and off elsewhere; True forces it on any device (CPU bf16: for tests and benchmarks)."""
+        and off elsewhere; True forces it on any device (CPU bf16: for tests and benchmarks).
+        ``replicas``: the other processes of a data-parallel search (None: this one alone)."""
         self.options = options
+        self.replicas = replicas
         self.device = torch.device(device)
         cuda = self.device.type == "cuda"
         self.amp = bool(options.amp and cuda) if mixed_precision is None else bool(mixed_precision)
@@ -133,9 +140,18 @@ class BilevelTrainer:
             with torch.autocast(self.device.type, dtype=torch.bfloat16) if use_amp else nullcontext():
                 logits = self.net(batch.images)
             loss = self._ce(logits, batch.targets)
-            if tries == 1 or bool(torch.isfinite(loss)):
+            if tries == 1 or self._all_finite(loss):
                 return loss, logits
         raise FloatingPointError(f"darts: GDAS loss not finite after {tries} Gumbel samples")
+
+    def _all_finite(self, loss: torch.Tensor) -> bool:
+        finite = torch.isfinite(loss)
+        return bool(finite) if self.replicas is None else self.replicas.all_true(finite)
+
+    def _average(self, tensors: list[torch.Tensor | None], batch: Batch) -> None:
+        """Average gradients over the processes, weighted by ``batch``'s counted targets."""
+        if self.replicas is not None:
+            self.replicas.average_(tensors, (batch.targets != self.ignore_index).sum())
 
     def expected_latency(self) -> torch.Tensor | None:
         """E[LAT] of the supernet under the LUT (differentiable in α), or None without one."""
@@ -159,6 +175,7 @@ class BilevelTrainer:
             loss, logits = self.loss(batch)
             self.w_opt.zero_grad(set_to_none=True)
             loss.backward()
+        self._average([p.grad for p in self.weights], batch)
         if self.options.grad_clip > 0:
             torch.nn.utils.clip_grad_norm_(self.weights, self.options.grad_clip)
         self.w_opt.step()
@@ -174,6 +191,7 @@ class BilevelTrainer:
             with requires_grad(self.weights, False):
                 ce, logits = self.loss(batch_val)
                 self.arch_objective(ce).backward()
+            self._average([a.grad for a in self.arch], batch_val)
         else:
             grads, ce, logits = self.second_order_gradient(batch_train, batch_val, self.lr)
             for a, g in zip(self.arch, grads, strict=True):
@@ -207,7 +225,8 @@ class BilevelTrainer:
         grads, _ = unrolled_arch_gradient(
             train_loss, val_loss, self.weights, self.arch, xi=xi, momentum=self.options.w_momentum,
             weight_decay=self.options.w_weight_decay, buffers=buffers, state=self.state,
-            hvp_loss=lambda: self.loss(batch_train, amp=False)[0])
+            hvp_loss=lambda: self.loss(batch_train, amp=False)[0],
+            average_train=lambda ts: self._average(ts, batch_train), average_val=lambda ts: self._average(ts, batch_val))
         return grads, seen["ce"].detach(), seen["logits"].detach()
 
     @torch.no_grad()

@@ -148,7 +148,7 @@ class CRController(OneShotController):
         folder = Path(ctx.checkpoint_dir) if ctx.checkpoint_dir is not None else None
         common = {"images": data.images, "targets": data.targets, "train_idx": train_idx, "val_idx": val_idx,
                   "kind": self.task.kind, "num_classes": self.task.num_classes, "ignore_index": data.ignore_index,
-                  "batch_size": o.batch_size, "device": ctx.device, "augment": o.augment}
+                  "batch_size": o.batch_size, "device": ctx.device, "augment": o.augment, "stats": data.stats}
         fingerprint = {"options": repr(dataclasses.asdict(o)), "samples": len(data.images), "seed": self.seed,
                        "supernet": f"{type(self.supernet).__name__} "
                                    f"{sum(p.numel() for p in self.supernet.parameters())} parameters",

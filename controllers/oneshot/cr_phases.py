@@ -27,6 +27,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from automl.batching import RESIDENT_BYTES, Stats
 from automl.types import Arch, Decision
 from controllers.oneshot import checkpoint as ckpt
 from controllers.oneshot.batches import Augmenter, Batch, CyclingBatches, gather
@@ -64,6 +65,7 @@ class PhaseJob:
     beam_width: int = 3
     completions: int = 4
     augment: bool = True  # the training transform on the arch-train batches (automl.augment)
+    stats: Stats | None = None  # (mean, std) normalising uint8 images per batch; None: float images
 
 
 @dataclass
@@ -97,7 +99,7 @@ def run_phase(job: PhaseJob, log: Callable[[str], Any] | None = None) -> PhaseOu
         torch.manual_seed(job.seed)
     sample = uniform_sampler(job.searched, job.fixed, rng)
     steps = math.ceil(len(job.train_idx) / stream.batch_size)
-    batch = lambda idx: gather(job.images, job.targets, idx, device)
+    batch = lambda idx: gather(job.images, job.targets, idx, device, stats=job.stats)
     progress = Progress(log, job.train.epochs, start, label=f"cr {job.name} supernet")
     try:
         for epoch in range(start, job.train.epochs):
@@ -114,12 +116,35 @@ def run_phase(job: PhaseJob, log: Callable[[str], Any] | None = None) -> PhaseOu
                            f"  lr {metrics['lr']:.4g}  ({metrics['seconds']:.1f} s)")
     finally:
         progress.close()
-    val_batches = [batch(job.val_idx[i : i + job.batch_size]) for i in range(0, len(job.val_idx), job.batch_size)]
+    val_batches = _val_batches(job, batch)
     if job.name == "stage":
         return PhaseOutcome(history, _score_all(trainer, job.candidates, val_batches, log), resumed_at=start)
     result = _beam(trainer, job, val_batches, log)
     final = [dict(zip([d.name for d in job.searched], prefix, strict=True)) | job.fixed for prefix, _ in result.beam]
     return PhaseOutcome(history, _score_all(trainer, final, val_batches, None), result, resumed_at=start)
+
+
+def _val_batches(job: PhaseJob, batch: Callable[[torch.Tensor], Batch]) -> Sequence[Batch]:
+    """The arch-validation minibatches: converted once when they fit in ``RESIDENT_BYTES`` as
+    ``float32`` / ``int64``, else again at every read (a Cityscapes-sized part stays compact)."""
+    rows = [job.val_idx[i : i + job.batch_size] for i in range(0, len(job.val_idx), job.batch_size)]
+    per_sample = job.images[0].numel() * 4 + job.targets[0].numel() * 8
+    if len(job.val_idx) * per_sample <= RESIDENT_BYTES:
+        return [batch(r) for r in rows]
+    return _Lazy(rows, batch)
+
+
+class _Lazy(Sequence[Batch]):
+    """Batches made from their rows at each read."""
+
+    def __init__(self, rows: list[torch.Tensor], batch: Callable[[torch.Tensor], Batch]) -> None:
+        self.rows, self.batch = rows, batch
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def __getitem__(self, i: int) -> Batch:  # type: ignore[override]
+        return self.batch(self.rows[i])
 
 
 def _score_all(trainer: SinglePathTrainer, archs: Sequence[dict[str, Any]], batches: Sequence[Batch],

@@ -17,6 +17,10 @@ builds ``space.supernet(task, **supernet_options())`` and ``prepare`` calls
 4. returns ``supernet.candidates(top_k)``, best first; with a latency target, candidates whose
    predicted latency exceeds it are dropped (or, when none meets it, reported).
 
+Under ``torchrun --nproc-per-node N`` the search is data-parallel
+(:mod:`controllers.oneshot.distributed`): each process trains on its shard of every batch,
+gradients are averaged, and all processes derive the same architectures.
+
 Deviations from the reference code: persistent batch streams instead of a fresh iterator per
 step; each step computes only the gradients it updates; the second-order virtual step works in
 place instead of copying the network and restores BatchNorm statistics; on CUDA the forward
@@ -37,10 +41,11 @@ from controllers.oneshot.base import OneShotController, SearchData
 from controllers.oneshot.batches import Augmenter, CyclingBatches, gather, place, split_indices
 from controllers.oneshot.latency import predicted_latency, within_target
 from controllers.oneshot.darts_options import METHODS, DartsOptions
+from controllers.oneshot.distributed import Replicas, check_batch
 from controllers.oneshot.recipes import resolve as recipe_options
 from controllers.oneshot.report import Meter, Progress, format_line, undecided_warning, write_tensorboard
 from controllers.oneshot.bilevel import BilevelTrainer
-from automl.types import Arch, Task
+from automl.types import Arch, Task, arch_key
 
 
 class DartsController(OneShotController):
@@ -55,13 +60,15 @@ class DartsController(OneShotController):
     darts|pcdarts|gdas (``partial_channels`` K=4 for PC-DARTS; ``tau_max`` 10 → ``tau_min``
     0.1 for GDAS), ``top_k`` 1, ``latency_target_ms`` (None = no penalty), ``latency_loss``
     mul|add, ``latency_weight`` 0.2, ``latency_beta`` 0.3, ``amp`` (bf16 on CUDA), ``augment``
-    (true: both halves get the training transform on the fly, :mod:`automl.augment`), and
+    (true: both halves get the training transform on the fly, :mod:`automl.augment`),
+    ``steps_per_epoch`` (a cap; None: one pass over half A), and
     ``supernet``: extra keyword options for ``space.supernet`` (e.g. ``{C: 16, layers: 8}``).
     """
 
     name: ClassVar[str] = "darts"
     description: ClassVar[str] = "differentiable search of a supernet: DARTS (1st/2nd order), PC-DARTS, GDAS; latency-aware"
     requires: ClassVar[frozenset[str]] = frozenset({"supernet"})
+    data_parallel: ClassVar[bool] = True  # searches with several torchrun processes
 
     def __init__(
         self,
@@ -89,6 +96,7 @@ class DartsController(OneShotController):
         amp: bool = True,
         augment: bool = True,
         step_order: str | None = None,
+        steps_per_epoch: int | None = None,
         supernet: Mapping[str, Any] | None = None,
     ) -> None:
         super().__init__()
@@ -99,7 +107,7 @@ class DartsController(OneShotController):
                        "partial_channels": partial_channels, "tau_max": tau_max, "tau_min": tau_min, "top_k": top_k,
                        "latency_target_ms": latency_target_ms, "latency_weight": latency_weight,
                        "latency_loss": latency_loss, "latency_beta": latency_beta, "amp": amp, "augment": augment,
-                       "supernet": supernet or {}}
+                       "steps_per_epoch": steps_per_epoch, "supernet": supernet or {}}
         self.options, self.sources = self._options(None)
         self.seed = 0
         self.trainer: BilevelTrainer | None = None
@@ -121,6 +129,7 @@ class DartsController(OneShotController):
         settings = space.paper_settings.get(self.name) if space is not None else None
         if settings:
             self.options, self.sources = self._options(settings)
+        check_batch(self.options.batch_size)  # several torchrun processes share each batch
         super().bind(space, task, objectives, seed)
 
     def settings_line(self) -> str:
@@ -153,18 +162,28 @@ class DartsController(OneShotController):
         images, targets = data.images, data.targets
         if len(images) != len(targets):
             raise ValueError(f"darts: {len(images)} images but {len(targets)} targets")
-        trainer = self.trainer = BilevelTrainer(supernet, o, device=device, ignore_index=data.ignore_index,
-                                                latency_lut=latency_lut)
+        replicas = Replicas.join(device)  # one of several torchrun processes: a data-parallel search
+        trainer = self.trainer = BilevelTrainer(supernet, o, device=device if replicas is None else replicas.device,
+                                                ignore_index=data.ignore_index, latency_lut=latency_lut,
+                                                replicas=replicas)
         a_idx, b_idx = self.split = split_indices(len(images), self.seed)
         streams = {"A": CyclingBatches(a_idx, o.batch_size, self.seed + 1),
                    "B": CyclingBatches(b_idx, o.batch_size, self.seed + 2)}
+        if replicas is not None:
+            check_batch(min(s.batch_size for s in streams.values()), replicas.world)
         steps = math.ceil(len(a_idx) / streams["A"].batch_size)
+        if o.steps_per_epoch is not None:
+            steps = min(steps, o.steps_per_epoch)
         path = ckpt.path_in(checkpoint_dir)
         fingerprint = self._fingerprint(supernet, len(images))
         augmenter = Augmenter(o.augment, self.seed + 3, data.ignore_index)
         start = self._resume(path, fingerprint, trainer, streams, augmenter)
+        if replicas is not None:
+            replicas.align(trainer.net)
         images, targets = place(images, targets, trainer.device)
-        batch = lambda s: augmenter(gather(images, targets, next(streams[s]), trainer.device, trainer.channels_last))  # noqa: E731
+        fetch = lambda idx: gather(images, targets, idx, trainer.device, trainer.channels_last, data.stats)
+        batch = lambda s: (augmenter(fetch(next(streams[s]))) if replicas is None
+                           else replicas.local_batch(next(streams[s]), fetch, augmenter))
 
         if log is not None:
             log(self.settings_line())
@@ -181,9 +200,14 @@ class DartsController(OneShotController):
                                      "split": {"A": a_idx, "B": b_idx}, "rng": ckpt.rng_state(self.rng),
                                      "augment": augmenter.state_dict(), "history": self.history})
                 progress.epoch(format_line(epoch, o.epochs, metrics))
-            return self._derive(supernet, latency_lut, progress)
+            derived = self._derive(supernet, latency_lut, progress)
+            if replicas is not None and not replicas.same([arch_key(a) for a in derived]):
+                raise RuntimeError("darts: the processes derived different architectures (their α/β diverged)")
+            return derived
         finally:
             progress.close()
+            if replicas is not None:
+                replicas.close()
 
     def _epoch(self, trainer: BilevelTrainer, batch: Callable[[str], Any], epoch: int, steps: int) -> dict[str, float]:
         """Train one epoch; its metrics (losses, accuracies, lr, τ, E[LAT])."""
@@ -200,6 +224,9 @@ class DartsController(OneShotController):
             train.add(train_stats)
         if not update_arch:  # val proxy during warm-up: one B batch, no update
             val.add(trainer.evaluate(batch("B")))
+        if trainer.replicas is not None:  # the global batches' metrics; one checkpoint for all processes
+            trainer.replicas.sum_meters(train, val)
+            trainer.replicas.average_running_stats(trainer.net)
         metrics = {"lr": trainer.lr, "arch_updated": float(update_arch)}
         metrics["train_loss"], metrics["train_acc"] = train.summary()
         metrics["val_loss"], metrics["val_acc"] = val.summary()
@@ -246,6 +273,8 @@ class DartsController(OneShotController):
         """Load the checkpoint when present; the first epoch still to run."""
         self.history = []
         payload = None if path is None else ckpt.load(path, fingerprint)
+        if trainer.replicas is not None:  # rank 0 holds the checkpoint: every process continues from it
+            payload = trainer.replicas.broadcast_object(payload)
         if payload is None:
             torch.manual_seed(self.seed)  # Gumbel noise and other draws inside the supernet
             return 0

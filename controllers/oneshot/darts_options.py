@@ -71,6 +71,7 @@ class DartsOptions:
     amp: bool = True
     augment: bool = True
     step_order: StepOrder = "arch_first"
+    steps_per_epoch: int | None = None  # at most this many steps an epoch (None: one pass over half A)
     supernet: Mapping[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -78,6 +79,8 @@ class DartsOptions:
         _integer("batch_size", self.batch_size, 1)
         _integer("top_k", self.top_k, 1)
         _integer("warmup_epochs", self.warmup_epochs, 0)
+        if self.steps_per_epoch is not None:
+            _integer("steps_per_epoch", self.steps_per_epoch, 1)
         if self.warmup_epochs >= self.epochs:
             _fail(f"warmup_epochs ({self.warmup_epochs}) must be < epochs ({self.epochs}): no α step would happen")
         if self.order not in (1, 2) or isinstance(self.order, bool):

@@ -18,6 +18,8 @@ from contextlib import contextmanager
 import torch
 
 LossFn = Callable[[], torch.Tensor]
+# Averages gradients over the processes of a data-parallel search, in place (None entries kept).
+AverageFn = Callable[[list[torch.Tensor | None]], None]
 
 
 @contextmanager
@@ -94,23 +96,32 @@ def virtual_step(weights: Sequence[torch.Tensor], grads: Sequence[torch.Tensor |
 def unrolled_arch_gradient(train_loss: LossFn, val_loss: LossFn, weights: Sequence[torch.Tensor],
                            arch: Sequence[torch.Tensor], *, xi: float, momentum: float, weight_decay: float,
                            buffers: Mapping[int, torch.Tensor], state: Sequence[torch.Tensor] = (),
-                           hvp_loss: LossFn | None = None, r: float = 0.01) -> tuple[list[torch.Tensor], torch.Tensor]:
+                           hvp_loss: LossFn | None = None, r: float = 0.01, average_train: AverageFn | None = None,
+                           average_val: AverageFn | None = None) -> tuple[list[torch.Tensor], torch.Tensor]:
     """The second-order α gradient and the validation loss at w'.
 
     ``train_loss`` / ``val_loss`` evaluate the current parameters on the fixed training /
     validation batch; ``state`` are tensors (BatchNorm running statistics) restored after the
     virtual passes; ``hvp_loss`` (default ``train_loss``) is used for the finite differences,
-    e.g. the same loss without mixed precision.
+    e.g. the same loss without mixed precision. ``average_train`` / ``average_val`` (data-parallel
+    search) average the gradients of the training / validation loss over the processes before
+    they are used, so w', w± and the result are those of the global batch.
     """
     with preserved(state):
         with requires_grad(arch, False):
-            g_w = torch.autograd.grad(train_loss(), list(weights), allow_unused=True)
+            g_w = list(torch.autograd.grad(train_loss(), list(weights), allow_unused=True))
+        if average_train is not None:
+            average_train(g_w)
         with preserved(weights):
             virtual_step(weights, g_w, xi, momentum, weight_decay, buffers)
             del g_w
             loss_v = val_loss()
             both = grads_of(loss_v, [*arch, *weights])
+        if average_val is not None:
+            average_val(list(both))
         d_alpha, v = both[: len(arch)], both[len(arch):]
         del both
         hvp = finite_difference_hvp(hvp_loss or train_loss, weights, arch, v, r)
+        if average_train is not None:
+            average_train(list(hvp))
     return [da - xi * h for da, h in zip(d_alpha, hvp, strict=True)], loss_v.detach()

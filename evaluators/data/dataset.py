@@ -1,10 +1,14 @@
 """The in-memory dataset every trained evaluator reads, and its seeded train/val split.
 
-Images are kept as ``uint8`` tensors ``[N, C, H, W]`` (compact: CIFAR-10 is 150 MB) and turned
-into normalised ``float32`` on first use per device (:meth:`Dataset.tensors`, cached), so a
-training loop only slices ready tensors. Normalisation follows the torchvision convention:
-``x = (pixel / 255 - mean) / std`` with per-channel ``mean`` / ``std`` measured on the
-training part only (no validation statistics leak into training).
+Images are kept as ``uint8`` tensors ``[N, C, H, W]`` and targets in the smallest integer type
+that holds the class ids and the ignore index (``uint8`` when they lie in 0..255), so CIFAR-10
+takes 150 MB and a Cityscapes-sized set of 2,975 images at 512×1024 6.2 GB instead of 31 GB as
+``float32`` / ``int64``. Each batch is converted on its way to the device
+(:func:`automl.batching.to_batch`, the conversion the one-shot searches use too); on an
+accelerator a part of up to :data:`~automl.batching.RESIDENT_BYTES` is copied there once, still
+compact. Normalisation follows the torchvision convention: ``x = (pixel / 255 - mean) / std``
+with per-channel ``mean`` / ``std`` measured on the training part only (no validation
+statistics leak into training).
 
 The split is seeded and recorded (``split_record``) as indices into the source arrays, so a
 run can write it next to its trials and a later run can check it trained on the same images.
@@ -20,6 +24,7 @@ from typing import Any, Literal
 import numpy as np
 import torch
 
+from automl.batching import RESIDENT_BYTES, Rows, Stats, compact_dtype, nbytes, to_batch
 from automl.types import Task
 
 Kind = Literal["classification", "segmentation"]
@@ -34,8 +39,10 @@ class DatasetError(ValueError):
 class Dataset:
     """Train / val (and optional test) tensors with the task they define.
 
-    ``images[part]`` is ``uint8 [N, C, H, W]``; ``targets[part]`` is ``int64 [N]`` (labels) or
-    ``int64 [N, H, W]`` (masks, where ``ignore_index`` marks pixels that count for nothing).
+    ``images[part]`` is ``uint8 [N, C, H, W]``; ``targets[part]`` is ``[N]`` (labels) or
+    ``[N, H, W]`` (masks, where ``ignore_index`` marks pixels that count for nothing), of the
+    compact integer type :func:`~automl.batching.compact_dtype` picks for the class ids and
+    ``ignore_index``. :meth:`batches` and :meth:`batch` give ``float32`` / ``int64`` tensors.
     """
 
     spec: str
@@ -59,19 +66,24 @@ class Dataset:
     def parts(self) -> tuple[str, ...]:
         return tuple(p for p in PARTS if p in self.images)
 
+    @property
+    def stats(self) -> Stats:
+        """Per-channel ``(mean, std)`` that normalise the images."""
+        return self.mean, self.std
+
     def num_samples(self, part: str = "train") -> int:
         return int(self._part(part).shape[0])
 
+    def batch(self, part: str, rows: Rows, device: str | torch.device = "cpu") -> tuple[torch.Tensor, torch.Tensor]:
+        """Normalised ``float32`` images and ``int64`` targets of ``rows`` (indices or a slice) of ``part``."""
+        images, targets = self._stored(part, torch.device(device))
+        x, y = to_batch(images, targets, rows, device, self.stats)
+        return _single_channel_strides(x), y
+
     def tensors(self, part: str = "train", device: str | torch.device = "cpu") -> tuple[torch.Tensor, torch.Tensor]:
-        """Normalised ``float32`` images and ``int64`` targets of ``part`` on ``device`` (cached)."""
-        key = (part, str(torch.device(device)))
-        if key not in self._cache:
-            raw = self._part(part).to(device)
-            mean = torch.tensor(self.mean, device=raw.device).view(1, -1, 1, 1)
-            std = torch.tensor(self.std, device=raw.device).view(1, -1, 1, 1)
-            x = raw.float().mul_(1.0 / 255.0).sub_(mean).div_(std)
-            self._cache[key] = (x, self.targets[part].to(device))
-        return self._cache[key]
+        """The whole of ``part`` converted (4x the images' bytes, 8 bytes a target): for small
+        data and tools; training reads :meth:`batches`."""
+        return self.batch(part, slice(None), device)
 
     def batches(
         self,
@@ -83,19 +95,17 @@ class Dataset:
         device: str | torch.device = "cpu",
         drop_last: bool = False,
     ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-        """Minibatches of ``part``: one gather per epoch when shuffling, then free slices.
+        """Minibatches of ``part``, each converted on its own (:meth:`batch`).
 
         ``drop_last`` drops a final partial batch (BatchNorm cannot train on one sample), but
         never the only batch of a part smaller than ``batch_size``.
         """
-        x, y = self.tensors(part, device)
-        n = x.shape[0]
-        if shuffle:
-            perm = torch.randperm(n, generator=generator).to(x.device)
-            x, y = x[perm], y[perm]
+        n = self.num_samples(part)
+        order = torch.randperm(n, generator=generator) if shuffle else None
         stop = n - n % batch_size if drop_last and n >= batch_size else n
         for start in range(0, stop, batch_size):
-            yield x[start : start + batch_size], y[start : start + batch_size]
+            rows = slice(start, start + batch_size)
+            yield self.batch(part, order[rows] if order is not None else rows, device)
 
     def split_record(self) -> dict[str, Any]:
         """JSON-serialisable record of the split (indices into the source arrays)."""
@@ -121,10 +131,28 @@ class Dataset:
             raise KeyError(f"dataset {self.spec!r} has no part {part!r}; parts: {list(self.parts)}")
         return self.images[part]
 
+    def _stored(self, part: str, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+        """``part`` as stored, copied once to an accelerator when it fits in ``RESIDENT_BYTES``."""
+        images, targets = self._part(part), self.targets[part]
+        if device.type == "cpu" or nbytes(images, targets) > RESIDENT_BYTES:
+            return images, targets
+        key = (part, str(device))
+        if key not in self._cache:
+            self._cache[key] = (images.to(device), targets.to(device))
+        return self._cache[key]
+
     def __getstate__(self) -> dict[str, Any]:  # device caches never travel (Ray, pickling)
         state = dict(self.__dict__)
         state["_cache"] = {}
         return state
+
+
+def _single_channel_strides(x: torch.Tensor) -> torch.Tensor:
+    """Single-channel images as an NHWC view, the strides the former whole-part tensors had:
+    PyTorch reads them as channels-last and convolves them so, and seeded runs keep their numbers."""
+    if x.dim() != 4 or x.shape[1] != 1:
+        return x
+    return x.view(x.shape[0], x.shape[2], x.shape[3], 1).permute(0, 3, 1, 2)
 
 
 def build_dataset(
@@ -165,17 +193,19 @@ def build_dataset(
     train_pos, val_pos = _split(spec, len(pool), strata, val_fraction, seed)
     train_idx, val_idx = pool[train_pos], pool[val_pos]
 
-    parts = {"train": (images[train_idx], targets[train_idx]), "val": (images[val_idx], targets[val_idx])}
+    sources = {"train": (images, targets, train_idx), "val": (images, targets, val_idx)}
     if test is not None:
-        parts["test"] = test
-    mean, std = _channel_stats(parts["train"][0])
+        sources["test"] = (*test, np.arange(len(test[0])))
+    ids = (0, num_classes - 1) + ((ignore_index,) if ignore_index is not None else ())
+    target_dtype = compact_dtype(min(ids), max(ids))
+    mean, std = _channel_stats(images, train_idx)
     _, height, width, channels = images.shape
     task = Task(kind=kind, in_channels=channels, input_size=(height, width), num_classes=num_classes)
     return Dataset(
         spec=spec,
         task=task,
-        images={p: torch.from_numpy(a).permute(0, 3, 1, 2).contiguous() for p, (a, _) in parts.items()},
-        targets={p: torch.from_numpy(t.astype(np.int64)) for p, (_, t) in parts.items()},
+        images={p: _take(a, idx, torch.uint8, channels_first=True) for p, (a, _, idx) in sources.items()},
+        targets={p: _take(t, idx, target_dtype) for p, (_, t, idx) in sources.items()},
         mean=mean,
         std=std,
         class_names=names,
@@ -221,7 +251,7 @@ def _num_classes(
     """The class count: ``num_classes`` or ``len(class_names)`` when given (every target must
     then lie in 0..K-1 or be ``ignore_index``), else ``max + 1`` — for masks only when every id
     0..max occurs, so stray mask values are an error rather than hundreds of empty classes."""
-    values = np.unique(targets if test is None else np.concatenate([targets.ravel(), test[1].ravel()]))
+    values = _distinct([targets] if test is None else [targets, test[1]])
     if ignore_index is not None:
         values = values[values != ignore_index]
     what = "labels" if kind == "classification" else "mask values"
@@ -273,16 +303,37 @@ def _split(
     return train_idx, val_idx
 
 
-def _channel_stats(images: np.ndarray, chunk: int = 4096) -> tuple[tuple[float, ...], tuple[float, ...]]:
-    """Per-channel mean / std of uint8 ``[N, H, W, C]`` in [0, 1] units (chunked, float64)."""
+def _take(array: np.ndarray, idx: np.ndarray, dtype: torch.dtype, *, channels_first: bool = False,
+          chunk_bytes: int = 64 << 20) -> torch.Tensor:
+    """``array[idx]`` as a new tensor of ``dtype`` (``[N, H, W, C]`` -> ``[N, C, H, W]`` with
+    ``channels_first``), copied in chunks of about ``chunk_bytes``: no full-size temporary."""
+    shape = array.shape[1:]
+    out = torch.empty((len(idx), *((shape[-1], *shape[:-1]) if channels_first else shape)), dtype=dtype)
+    step = max(1, chunk_bytes // max(1, array[:1].nbytes))
+    for start in range(0, len(idx), step):
+        block = torch.from_numpy(array[idx[start : start + step]])
+        out[start : start + step] = block.permute(0, 3, 1, 2) if channels_first else block
+    return out
+
+
+def _distinct(arrays: Sequence[np.ndarray], chunk: int = 256) -> np.ndarray:
+    """The sorted distinct values of ``arrays``, ``chunk`` samples at a time (no full-size sort)."""
+    blocks = [np.unique(a[i : i + chunk]) for a in arrays for i in range(0, len(a), chunk)]
+    return np.unique(np.concatenate(blocks))
+
+
+def _channel_stats(images: np.ndarray, idx: np.ndarray, elements: int = 1 << 24) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """Per-channel mean / std of uint8 ``images[idx]`` (``[N, H, W, C]``) in [0, 1] units, in
+    float64 over chunks of at most 4096 images and about ``elements`` values."""
     channels = images.shape[-1]
+    chunk = max(1, min(4096, elements // max(1, images[0].size)))
     total = np.zeros(channels)
     squares = np.zeros(channels)
-    for start in range(0, len(images), chunk):
-        block = images[start : start + chunk].reshape(-1, channels).astype(np.float64) / 255.0
+    for start in range(0, len(idx), chunk):
+        block = images[idx[start : start + chunk]].reshape(-1, channels).astype(np.float64) / 255.0
         total += block.sum(0)
         squares += np.square(block).sum(0)
-    count = images.size / channels
+    count = len(idx) * images[0].size / channels
     mean = total / count
     std = np.sqrt(np.maximum(squares / count - mean**2, 0.0))
     return tuple(float(m) for m in mean), tuple(float(max(s, 1e-3)) for s in std)

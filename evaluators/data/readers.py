@@ -112,7 +112,7 @@ def read_seg_folder(spec: str, root: Path, image_size: tuple[int, int] | None) -
     extras: dict[str, Any] = {"ignore_index": 255}
     if (root / "classes.txt").is_file():
         extras["class_names"] = [n.strip() for n in (root / "classes.txt").read_text().splitlines() if n.strip()]
-    return images, masks[..., 0].astype(np.int64), extras
+    return images, masks[..., 0], extras  # uint8 class ids, kept compact
 
 
 CIFAR10_NAMES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
@@ -176,44 +176,59 @@ def _image_files(folder: Path) -> list[Path]:
 
 
 def _load_images(spec: str, files: list[Path], size: tuple[int, int] | None, *, mask: bool) -> np.ndarray:
-    """Stack images as uint8 ``[N, H, W, C]``: all-grey folders give C=1, otherwise RGB."""
+    """Stack images as uint8 ``[N, H, W, C]``: all-grey folders give C=1, otherwise RGB.
+
+    Headers are read first (modes, sizes), then each image is decoded straight into the one
+    output array: loading takes no more memory than the stacked pixels."""
     from PIL import Image
 
-    pictures = []
+    modes, sizes = [], []
     for path in files:
-        try:
-            with Image.open(path) as im:
-                im.load()
-                pictures.append(im.copy())
-        except Exception as exc:
-            raise DatasetError(f"{spec}: cannot read image {path} ({type(exc).__name__}: {exc})") from None
+        with _open(spec, path, load=False) as im:
+            modes.append(im.mode)
+            sizes.append((im.height, im.width))
     if mask:
-        bad = [p.name for p, im in zip(files, pictures) if im.mode not in ("L", "P", "I", "I;16", "1")]
+        bad = [p.name for p, m in zip(files, modes) if m not in ("L", "P", "I", "I;16", "1")]
         if bad:
             raise DatasetError(
                 f"{spec}: masks must be single-channel PNGs of class ids (mode L or P), e.g. {bad[0]} is not"
             )
-    mode = "L" if all(im.mode in ("L", "1", "I;16", "I") for im in pictures) else "RGB"
-    arrays = []
-    for path, im in zip(files, pictures):
-        if mask:  # class ids as stored: palette indices (P), grey values (L), 0/1 (1), ints (I)
-            values = np.asarray(im).astype(np.int64)
-            if values.min() < 0 or values.max() > 255:
-                raise DatasetError(f"{spec}: mask {path.name} has class ids outside 0..255")
-            im = Image.fromarray(values.astype(np.uint8))
-        else:
-            im = im.convert(mode)
-        if size is not None and im.size != (size[1], size[0]):
-            im = im.resize((size[1], size[0]), Image.NEAREST if mask else Image.BILINEAR)
-        arrays.append(np.asarray(im, dtype=np.uint8))
-    odd = next((i for i, a in enumerate(arrays) if a.shape != arrays[0].shape), None)
-    if odd is not None:
-        raise DatasetError(
-            f"{spec}: images differ in size ({files[0].name} is {arrays[0].shape[:2]}, {files[odd].name} "
-            f"is {arrays[odd].shape[:2]}); pass image_size=(H, W) to resize them"
-        )
-    stacked = np.stack(arrays)
-    return stacked[..., None] if stacked.ndim == 3 else stacked
+    mode = "L" if all(m in ("L", "1", "I;16", "I") for m in modes) else "RGB"
+    if size is None:
+        odd = next((i for i, hw in enumerate(sizes) if hw != sizes[0]), None)
+        if odd is not None:
+            raise DatasetError(
+                f"{spec}: images differ in size ({files[0].name} is {sizes[0]}, {files[odd].name} "
+                f"is {sizes[odd]}); pass image_size=(H, W) to resize them"
+            )
+        size = sizes[0]
+    out = np.empty((len(files), *size, 1 if mask or mode == "L" else 3), dtype=np.uint8)
+    for i, path in enumerate(files):
+        with _open(spec, path) as im:
+            if mask:  # class ids as stored: palette indices (P), grey values (L), 0/1 (1), ints (I)
+                values = np.asarray(im).astype(np.int64)
+                if values.min() < 0 or values.max() > 255:
+                    raise DatasetError(f"{spec}: mask {path.name} has class ids outside 0..255")
+                im = Image.fromarray(values.astype(np.uint8))
+            else:
+                im = im.convert(mode)
+            if im.size != (size[1], size[0]):
+                im = im.resize((size[1], size[0]), Image.NEAREST if mask else Image.BILINEAR)
+            out[i] = np.asarray(im, dtype=np.uint8).reshape(out.shape[1:])
+    return out
+
+
+def _open(spec: str, path: Path, *, load: bool = True) -> Any:
+    """``path`` opened with PIL (pixels decoded with ``load``); one line when it is no readable image."""
+    from PIL import Image
+
+    try:
+        im = Image.open(path)
+        if load:
+            im.load()
+    except Exception as exc:
+        raise DatasetError(f"{spec}: cannot read image {path} ({type(exc).__name__}: {exc})") from None
+    return im
 
 
 def _need_file(spec: str, path: Path) -> None:

@@ -22,7 +22,7 @@ from typing import Any
 import torch
 
 from search_spaces.seg_hierarchical.genotype import CELL_OPS, LEVELS, OPS
-from search_spaces.seg_hierarchical.ops import level_sizes
+from search_spaces.seg_hierarchical.ops import level_sizes, stem_strides
 from search_spaces.supernet.relax import derivable_softmax
 
 
@@ -32,8 +32,10 @@ def lut_key(op: str, channels: int, size: tuple[int, int]) -> str:
 
 def level_sites(space: Any, input_size: tuple[int, int]) -> list[tuple[int, tuple[int, int]]]:
     """(channels, map size) of a cell at each level of the network ``space`` builds."""
-    def stem(n: int) -> int:  # two 3x3 stride-2 convs, padding 1
-        return -(-(-(-n // 2)) // 2)
+    def stem(n: int) -> int:  # the stem's two strided 3x3 convs, padding 1
+        for stride in stem_strides(space.retrain_stem_stride):
+            n = -(-n // stride)
+        return n
 
     sizes = level_sizes((stem(input_size[0]), stem(input_size[1])), LEVELS)
     return [(space.retrain_filter_multiplier * 2**s, sizes[s]) for s in range(LEVELS)]

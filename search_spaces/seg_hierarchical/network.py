@@ -1,7 +1,8 @@
 """The standalone Auto-DeepLab segmentation network of one discrete architecture.
 
 Retrain layout (docs/algorithms.md §5, TF ``nas_network.hnasnet``): a stem of three 3x3 convs
-(strides 2, 1, 2; 64/64/128 filters by default) to stride 4, then one cell per layer at the
+(strides 2, 1, 2; 64/64/128 filters by default) to stride 4 (``stem_stride`` 2 or 1 drops the
+last or both strides, for small images; levels then run at ``stem_stride`` x 1..8), then one cell per layer at the
 path's level (block channels ``F * s / 4``, cell output = concat of the B blocks), a 5-branch
 ASPP (1x1, rates ``aspp_rates`` x 16/s, image pooling) on the last cell, and optionally a
 DeepLabv3+ decoder: the last stride-4 feature of the path (the last level-0 cell, else the
@@ -27,7 +28,7 @@ from torch import nn
 from search_spaces.blocks.conv import conv_bn_relu
 from search_spaces.blocks.multiscale import ASPP
 from search_spaces.seg_hierarchical.genotype import Block
-from search_spaces.seg_hierarchical.ops import Preprocess, conv_bn, level_sizes, make_op
+from search_spaces.seg_hierarchical.ops import Preprocess, conv_bn, level_sizes, make_op, stem_strides
 
 
 class Cell(nn.Module):
@@ -79,14 +80,16 @@ class SegHierarchicalNet(nn.Module):
         aspp_rates: Sequence[int] = (6, 12, 18),
         aspp_channels: int = 256,
         decoder: bool = True,
+        stem_stride: int = 4,
     ) -> None:
         super().__init__()
         c0, c1, c2 = stem_channels
+        s0, s2 = stem_strides(stem_stride)
         blocks = len(cell)
         self.path = [int(p) for p in path]
-        self.stem0 = conv_bn(in_channels, c0, 2, relu=True)
+        self.stem0 = conv_bn(in_channels, c0, s0, relu=True)
         self.stem1 = conv_bn(c0, c1, 1, relu=False)
-        self.stem2 = nn.Sequential(nn.ReLU(inplace=False), conv_bn(c1, c2, 2, relu=False))
+        self.stem2 = nn.Sequential(nn.ReLU(inplace=False), conv_bn(c1, c2, s2, relu=False))
         widths = [c1, c2]  # channels of H(l-2), H(l-1) before layer 0
         prev_level = 0
         cells = []
@@ -98,7 +101,7 @@ class SegHierarchicalNet(nn.Module):
             prev_level = level
         self.cells = nn.ModuleList(cells)
         last = self.path[-1]
-        self.aspp = ASPP(widths[-1], aspp_channels, rates=aspp_rates_at(aspp_rates, 4 * 2**last))
+        self.aspp = ASPP(widths[-1], aspp_channels, rates=aspp_rates_at(aspp_rates, stem_stride * 2**last))
         self.low_index = max((l for l, s in enumerate(self.path) if s == 0), default=-1)
         c_low = widths[2 + self.low_index] if self.low_index >= 0 else c2
         self.decoder = DeepLabV3PlusDecoder(aspp_channels, c_low, aspp_channels) if decoder else None

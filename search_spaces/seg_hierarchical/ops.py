@@ -63,6 +63,15 @@ def make_op(name: str, channels: int, affine: bool = True) -> nn.Module:
     raise ValueError(f"unknown seg-hierarchical cell op {name!r}")
 
 
+STEM_STRIDES = (4, 2, 1)
+
+
+def stem_strides(stem_stride: int) -> tuple[int, int]:
+    """Strides of the stem's two strided convs for an overall ``stem_stride`` (4: Auto-DeepLab's
+    2, 2; 2: 2, 1; 1: 1, 1)."""
+    return {4: (2, 2), 2: (2, 1), 1: (1, 1)}[stem_stride]
+
+
 def conv_bn(c_in: int, c_out: int, stride: int, relu: bool) -> nn.Sequential:
     """3x3 conv -> BN (-> ReLU): the stem unit."""
     layers: list[nn.Module] = [nn.Conv2d(c_in, c_out, 3, stride=stride, padding=1, bias=False), nn.BatchNorm2d(c_out)]
@@ -72,7 +81,7 @@ def conv_bn(c_in: int, c_out: int, stride: int, relu: bool) -> nn.Sequential:
 
 
 def level_sizes(size: tuple[int, int] | torch.Size, levels: int = 4) -> list[tuple[int, int]]:
-    """Spatial sizes of levels 0..levels-1 from the stride-4 size (ceil halving, as stride-2 convs)."""
+    """Spatial sizes of levels 0..levels-1 from the level-0 size (ceil halving, as stride-2 convs)."""
     h, w = int(size[0]), int(size[1])
     out = [(h, w)]
     for _ in range(levels - 1):

@@ -25,8 +25,15 @@ from search_spaces.seg_hierarchical.genotype import (
     parse_genotype_str,
 )
 from search_spaces.seg_hierarchical.network import SegHierarchicalNet
+from search_spaces.seg_hierarchical.ops import STEM_STRIDES, stem_strides
 from search_spaces.seg_hierarchical.paths import count_paths
 from search_spaces.seg_hierarchical.supernet import SegHierarchicalSupernet
+
+
+def _stem_stride(name: str, value: Any) -> int:
+    if isinstance(value, bool) or value not in STEM_STRIDES:
+        raise ValueError(f"seg-hierarchical: {name} must be one of {', '.join(map(str, STEM_STRIDES))}, got {value!r}")
+    return int(value)
 
 
 def _positive_int(name: str, value: Any, minimum: int = 1) -> int:
@@ -46,7 +53,13 @@ class SegHierarchicalSpace(SearchSpace):
     (8, as in the paper's search), ``retrain_filter_multiplier`` F of :meth:`build` (20 =
     Auto-DeepLab-S; the paper's M/L use 32/48), ``stem_channels`` of the built stem (64, 64, 128),
     ``aspp_rates`` of the built 5-branch ASPP at output stride 16 (6, 12, 18; scaled by 16/s),
-    ``aspp_channels`` (256) and ``decoder`` (DeepLabv3+ decoder on stride-4 features, True).
+    ``aspp_channels`` (256), ``decoder`` (DeepLabv3+ decoder on level-0 features, True),
+    ``stem_stride`` of the search supernet (4 as in Auto-DeepLab, whose levels run at strides
+    4..32) and ``retrain_stem_stride`` of :meth:`build` (default: ``stem_stride``). 2 or 1 suit
+    small images, where a stride-4 level 0 leaves too few pixels for borders (levels at 2..16 or
+    1..8); like the wider retrain multiplier, a retrain stride below the search's keeps the
+    searched cell and path (relative levels) and gives them more pixels — a deviation from the
+    paper, off by default.
     The default task is the ``shapes`` dataset at 64x64 (background + 4 shape classes).
     """
 
@@ -73,6 +86,7 @@ class SegHierarchicalSpace(SearchSpace):
             "evaluators": [{"name": "train", "epochs": 12, "batch_size": 16, "optimizer": "adamw", "save_weights": True},
                            {"name": "latency", "min_run_time": 0.1}],
             "budget": 1,
+            "reference": "seg-unet:unet",  # a plain U-Net trained the same way, compared in one line
         },
     }
 
@@ -86,6 +100,8 @@ class SegHierarchicalSpace(SearchSpace):
         aspp_rates: Sequence[int] = (6, 12, 18),
         aspp_channels: int = 256,
         decoder: bool = True,
+        stem_stride: int = 4,
+        retrain_stem_stride: int | None = None,
     ) -> None:
         super().__init__()
         self.layers = _positive_int("layers", layers)
@@ -108,6 +124,9 @@ class SegHierarchicalSpace(SearchSpace):
         if not isinstance(decoder, bool):
             raise ValueError(f"seg-hierarchical: decoder must be true or false, got {decoder!r}")
         self.decoder = decoder
+        self.stem_stride = _stem_stride("stem_stride", stem_stride)
+        self.retrain_stem_stride = _stem_stride("retrain_stem_stride",
+                                                stem_stride if retrain_stem_stride is None else retrain_stem_stride)
         self._names = decision_names(self.layers, self.blocks)
         # completions[l][s]: number of valid path suffixes from level s at layer l (uniform sampling)
         self._completions = [[1] * LEVELS]
@@ -210,6 +229,7 @@ class SegHierarchicalSpace(SearchSpace):
             aspp_rates=self.aspp_rates,
             aspp_channels=self.aspp_channels,
             decoder=self.decoder,
+            stem_stride=self.retrain_stem_stride,
         )
 
     def supernet(
@@ -241,13 +261,14 @@ class SegHierarchicalSpace(SearchSpace):
         g = self.genotype(arch)
         f = self.retrain_filter_multiplier
         net = nx.DiGraph(cell=cell_graph(g), genotype=genotype_str(g))
-        net.add_node("stem2", stride=2, channels=self.stem_channels[1])
-        net.add_node("stem4", stride=4, channels=self.stem_channels[2])
+        ss = self.retrain_stem_stride
+        net.add_node("stem2", stride=stem_strides(ss)[0], channels=self.stem_channels[1])
+        net.add_node("stem4", stride=ss, channels=self.stem_channels[2])
         net.add_edge("stem2", "stem4", role="features", resample="down")
         names, levels = ["stem2", "stem4"], [-1, 0]
         for l, s in enumerate(g.path):
             name = f"cell{l}"
-            net.add_node(name, level=s, stride=4 * 2**s, channels=self.blocks * f * 2**s)
+            net.add_node(name, level=s, stride=ss * 2**s, channels=self.blocks * f * 2**s)
             move = s - levels[-1]
             net.add_edge(names[-1], name, role="H(l-1)", resample={0: "same", 1: "down", -1: "up"}[move])
             net.add_edge(names[-2], name, role="H(l-2)", resample="same" if levels[-2] == s else "resize")
@@ -258,7 +279,7 @@ class SegHierarchicalSpace(SearchSpace):
         last = "aspp"
         if self.decoder:
             low = next((f"cell{l}" for l in reversed(range(self.layers)) if g.path[l] == 0), "stem4")
-            net.add_node("decoder", stride=4, channels=self.aspp_channels)
+            net.add_node("decoder", stride=ss, channels=self.aspp_channels)
             net.add_edge("aspp", "decoder", role="features", resample="up")
             net.add_edge(low, "decoder", role="low-level", resample="same")
             last = "decoder"

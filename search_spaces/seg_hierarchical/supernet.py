@@ -1,6 +1,7 @@
 """The Auto-DeepLab hierarchical supernet (docs/algorithms.md §5) and its decoding.
 
-Lattice: a two-conv stem (3x3 stride 2, 3x3 stride 2; B·F/2 and B·F filters) to stride 4, then
+Lattice: a two-conv stem (3x3 stride 2, 3x3 stride 2; B·F/2 and B·F filters) to stride 4 (the
+space's ``stem_stride``: 2 or 1 drops the second or both strides), then
 L layers whose nodes sit at levels 0..3 (layer l reaches levels up to l + 1). Node (l, s):
 
     ˢH^l = Σ_{s' ∈ {s/2, s, 2s}} β_{s'→s}^l · Cell(^{s'}H^{l-1}, ˢH^{l-2}; α)
@@ -48,7 +49,7 @@ from search_spaces.seg_hierarchical.decode import decode_cell
 from search_spaces.seg_hierarchical.genotype import LEVELS, OPS, Block, edge_index, genotype_to_arch, num_edges
 from search_spaces.seg_hierarchical.latency import arch_latency, expected_latency, latency_keys, level_sites
 from search_spaces.seg_hierarchical.node import Mixing, Node, source_edges
-from search_spaces.seg_hierarchical.ops import conv_bn, level_sizes
+from search_spaces.seg_hierarchical.ops import conv_bn, level_sizes, stem_strides
 from search_spaces.seg_hierarchical.paths import k_best_paths, reachable, relative_to_uniform, transition_mask
 from search_spaces.supernet.skip_limit import check_max_skips, limit_skips
 from search_spaces.supernet.contract import Supernet
@@ -100,8 +101,9 @@ class SegHierarchicalSupernet(Supernet):
         self.register_buffer("beta_mask", torch.from_numpy(transition_mask(layers)), persistent=False)
         self.source_rows = source_edges(b)
 
-        self.stem0 = conv_bn(task.in_channels, b * f // 2, 2, relu=True)
-        self.stem1 = conv_bn(b * f // 2, b * f, 2, relu=False)
+        s0, s1 = stem_strides(space.stem_stride)
+        self.stem0 = conv_bn(task.in_channels, b * f // 2, s0, relu=True)
+        self.stem1 = conv_bn(b * f // 2, b * f, s1, relu=False)
         width = {(-2, -1): b * f // 2, (-1, 0): b * f}  # (layer, level) -> channels
         self.prev_prev_of: dict[tuple[int, int], tuple[int, int]] = {}
         self.nodes = nn.ModuleDict()
@@ -121,7 +123,7 @@ class SegHierarchicalSupernet(Supernet):
         self.head_levels = list(reachable(layers - 1))
         self.heads = nn.ModuleList(
             nn.Sequential(
-                ASPP.auto_deeplab_search_head(width[(layers - 1, s)], width[(layers - 1, s)], 4 * 2**s),
+                ASPP.auto_deeplab_search_head(width[(layers - 1, s)], width[(layers - 1, s)], space.stem_stride * 2**s),
                 nn.Conv2d(width[(layers - 1, s)], task.num_classes, 1),
             )
             for s in self.head_levels

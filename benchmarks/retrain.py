@@ -1,0 +1,46 @@
+"""Shared by the benchmarks that retrain architectures the way a run evaluates its trials."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import platform
+import statistics
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+
+from automl import registry
+from automl.run import Run
+from automl.trial import Bench, TrialSpec, Workbench, run_trial
+
+
+def bench_of(run: Run, *evaluators: tuple[str, dict[str, Any]]) -> Bench:
+    """A bench that evaluates like ``run``'s trials (same space, task, dataset and device)."""
+    made = [registry.create("evaluator", name, options) for name, options in evaluators]
+    for ev in made:
+        ev.setup(run.space, run.task)
+    wb = Workbench(space=(run.config.space.name, dict(run.config.space.options)), evaluators=tuple(made),
+                   task=run.task, device=run.config.device, tensorboard=False)
+    return Bench(wb, space=run.space, evaluators=made, dataset=run.dataset)
+
+
+def measure(bench: Bench, arch: dict[str, Any], seed: int) -> dict[str, float]:
+    """The metrics of ``bench``'s evaluators on ``arch``, built and trained with ``seed``."""
+    wb = dataclasses.replace(bench.wb, seed=seed)
+    out = run_trial(wb, TrialSpec(seed, arch), bench=Bench(wb, bench.space, bench.evaluators, bench.dataset))
+    if out.state != "complete":
+        raise SystemExit(f"benchmark trial failed ({bench.space.describe(arch)}, seed {seed}): {out.error}")
+    return out.metrics
+
+
+def mean_std(values: Sequence[float]) -> tuple[float, float]:
+    """Mean and sample standard deviation (0 for one value)."""
+    return statistics.fmean(values), statistics.stdev(values) if len(values) > 1 else 0.0
+
+
+def machine(device: str) -> dict[str, Any]:
+    """The facts a benchmark's JSON records about where it ran."""
+    return {"torch": torch.__version__, "threads": torch.get_num_threads(), "cpus": os.cpu_count(),
+            "machine": platform.machine(), "python": platform.python_version(), "device": device}

@@ -1,0 +1,71 @@
+"""The reference network of a run (automl.reference): resolved up front, trained like the trials
+after the search, compared in one line, reused on resume; space presets."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from automl.config import Component, RunConfig
+from automl.reference import Reference, ReferenceSpecError, comparison, load
+from automl.run import Run
+from automl.store import TrialRecord
+from automl.types import Objective, Task
+from search_spaces.seg_unet import SegUNetSpace
+
+SEG = Task("segmentation", 3, (32, 32), 5)
+
+
+def record(metrics: dict[str, float]) -> TrialRecord:
+    return TrialRecord(number=3, arch={}, key="k", state="complete", metrics=metrics, values=[], violation=0.0,
+                       duration_s=1.0)
+
+
+def test_presets_are_architectures_of_their_space_and_unknown_names_are_listed():
+    space = SegUNetSpace()
+    assert space.preset("unet") == space.validate(SegUNetSpace.presets()["unet"])
+    with pytest.raises(KeyError, match=r"unknown seg-unet preset 'x'; known: \['unet'\]"):
+        space.preset("x")
+
+
+def test_a_reference_resolves_in_another_space_or_in_the_searched_one():
+    ref = Reference.resolve("seg-unet:unet", "seg-hierarchical", {"layers": 4}, SEG)
+    assert (ref.space, ref.options, ref.arch["depth"], ref.arch["skip"]) == ("seg-unet", {}, 3, "on")
+    same = Reference.resolve("unet", "seg-unet", {}, SEG)
+    assert same.space == "seg-unet" and same.arch == ref.arch
+    with pytest.raises(ReferenceSpecError, match="builds segmentation networks but this run's task is classification"):
+        Reference.resolve("seg-unet:unet", "nb201", {}, Task("classification", 3, (32, 32), 10))
+
+
+@pytest.mark.parametrize(("found", "direction", "verdict"), [(0.6, "max", "ahead"), (0.4, "max", "behind"),
+                                                               (0.4, "min", "ahead")])
+def test_the_comparison_is_one_line_with_the_verdict_on_the_first_objective(found, direction, verdict):
+    ref = {"spec": "seg-unet:unet", "state": "complete", "metrics": {"val_miou": 0.5, "latency_ms": 2.0, "other": 1}}
+    line = comparison(record({"val_miou": found, "latency_ms": 3.0}), ref, [Objective("val_miou", direction)])
+    assert "\n" not in line
+    assert line.startswith(f"found net (trial 3): val_miou {found:.4g}, latency_ms 3")
+    assert "reference seg-unet:unet: val_miou 0.5, latency_ms 2" in line and "other" not in line
+    assert line.endswith(f"the found net is {verdict} on val_miou")
+    failed = comparison(None, {"spec": "x:y", "state": "failed", "error": "boom"}, [Objective("val_miou", "max")])
+    assert failed == "reference x:y: failed (boom)"
+
+
+def test_a_run_trains_its_reference_like_its_trials_and_a_resume_reuses_it(tmp_path):
+    def make(resume: bool = False, budget: int = 1) -> Run:
+        cfg = RunConfig(space=Component("seg-unet"), controller=Component("random"), budget=budget,
+                        evaluators=[Component("train", {"epochs": 1, "batch_size": 64, "save_weights": False}),
+                                    Component("cost")],
+                        dataset="shapes", reference="seg-unet:unet", run_dir=str(tmp_path / "run"))
+        return Run(cfg, resume=resume, tensorboard=False, progress=False)
+
+    summary = make().execute()
+    ref = summary.reference
+    assert ref is not None and ref["state"] == "complete" and ref["arch"]["width"] == 24
+    assert 0.0 <= ref["metrics"]["val_miou"] <= 1.0 and ref["metrics"]["params_M"] > 0
+    assert load(tmp_path / "run") == json.loads((tmp_path / "run" / "reference" / "reference.json").read_text())
+    assert "  |  reference seg-unet:unet: val_miou " in comparison(summary.best, ref, summary.objectives)
+    written = (tmp_path / "run" / "reference" / "reference.json").stat().st_mtime_ns
+    again = make(resume=True, budget=2).execute()
+    assert again.reference == ref  # reused, not retrained
+    assert (tmp_path / "run" / "reference" / "reference.json").stat().st_mtime_ns == written
