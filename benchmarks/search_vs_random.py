@@ -63,6 +63,7 @@ def configure(space: str, args: argparse.Namespace, folder: Path) -> tuple[RunCo
     cfg.evaluators = [Component("cost")]
     cfg.objectives = ["params_M:min"]  # the run needs one; darts ranks by its own supernet
     cfg.set("budget", 1)
+    cfg.set("reference", None)  # the reference is retrained below with the others
     return cfg, {**options["train"], "save_weights": False}, latency
 
 

@@ -1,0 +1,31 @@
+"""benchmarks/search_vs_random.py: a tiny search, random samples and the reference, retrained alike."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+
+from benchmarks.search_vs_random import main
+from evaluators.data.shapes import CLASS_NAMES, generate_shapes
+
+
+def test_tiny_benchmark_retrains_derived_random_and_reference_alike(tmp_path, capsys):
+    images, masks = generate_shapes(48, (32, 32), 0)  # 48 shapes images instead of the default 512
+    np.savez(tmp_path / "shapes.npz", images=images, masks=masks, num_classes=np.int64(len(CLASS_NAMES)))
+    out = tmp_path / "svr.json"
+    code = main(["--spaces", "seg-hierarchical", "--dataset", f"npz:{tmp_path / 'shapes.npz'}", "--random", "2",
+                 "--seeds", "2", "--train-epochs", "1", "--json", str(out), "--set", "space.layers=2",
+                 "--set", "controller.epochs=2", "--set", "controller.warmup_epochs=1",
+                 "--set", "controller.batch_size=8"])
+    assert code == 0
+    res = json.loads(out.read_text())["spaces"]["seg-hierarchical"]
+    assert list(res["archs"]) == ["derived", "random 0", "random 1", "seg-unet:unet"]
+    assert res["archs"]["random 0"]["arch"] != res["archs"]["random 1"]["arch"]
+    for row in res["archs"].values():
+        assert len(row["val_miou"]) == 2 and all(math.isfinite(v) and 0 <= v <= 1 for v in row["val_miou"])
+        assert row["latency_ms"] > 0 and row["params_M"] > 0
+    assert res["random_mean"] == np.mean([res["archs"][f"random {i}"]["mean"] for i in range(2)])
+    assert "derived " in capsys.readouterr().out
+    assert main(["--seeds", "0"]) == 2
