@@ -125,9 +125,17 @@ def parallel(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def single(name: str) -> dict[str, Any]:
-    c, net, data = case(name)
-    reference = GhostBatches(net) if CASES[name][0] == "nb201" else net
-    return outcome(c, net, c.search(reference, data))
+    """One process, on one thread like the workers: the same kernels, so the same rounding (Adam's
+    first α steps are ±lr whatever a gradient's size, so a rounding flip of a near-zero gradient
+    moves α by 2·lr; with 2 threads here the nb201 case differed by 0.11)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        c, net, data = case(name)
+        reference = GhostBatches(net) if CASES[name][0] == "nb201" else net
+        return outcome(c, net, c.search(reference, data))
+    finally:
+        torch.set_num_threads(threads)
 
 
 @pytest.mark.parametrize("name", list(CASES))
