@@ -16,14 +16,18 @@ from automl.run import Run
 from automl.trial import Bench, TrialSpec, Workbench, run_trial
 
 
-def bench_of(run: Run, *evaluators: tuple[str, dict[str, Any]]) -> Bench:
-    """A bench that evaluates like ``run``'s trials (same space, task, dataset and device)."""
-    made = [registry.create("evaluator", name, options) for name, options in evaluators]
+def bench_of(run: Run, *evaluators: tuple[str, dict[str, Any]],
+             space: tuple[str, dict[str, Any]] | None = None) -> Bench:
+    """A bench that evaluates like ``run``'s trials (same task, dataset and device), on the run's
+    space or on ``space`` (name, options), e.g. a reference network's."""
+    name, options = space or (run.config.space.name, dict(run.config.space.options))
+    built = run.space if space is None else registry.create("space", name, options)
+    made = [registry.create("evaluator", ev, opts) for ev, opts in evaluators]
     for ev in made:
-        ev.setup(run.space, run.task)
-    wb = Workbench(space=(run.config.space.name, dict(run.config.space.options)), evaluators=tuple(made),
-                   task=run.task, device=run.config.device, tensorboard=False)
-    return Bench(wb, space=run.space, evaluators=made, dataset=run.dataset)
+        ev.setup(built, run.task)
+    wb = Workbench(space=(name, dict(options)), evaluators=tuple(made), task=run.task, device=run.config.device,
+                   tensorboard=False)
+    return Bench(wb, space=built, evaluators=made, dataset=run.dataset)
 
 
 def measure(bench: Bench, arch: dict[str, Any], seed: int) -> dict[str, float]:

@@ -105,11 +105,11 @@ def one_space(space: str, args: argparse.Namespace, folder: Path) -> dict[str, A
     seeds = list(range(args.seeds))
     rows: dict[str, dict[str, Any]] = {}
     for label, (ref, arch) in candidates(run, summary.records[0].arch, args.random, args.search_seed).items():
-        target = run if ref is None else _ReferenceRun(run, ref)
+        space = None if ref is None else (ref.space, ref.options)
         arch = arch if ref is None else ref.arch
-        costs = bench_of(target, ("cost", {}), ("latency", latency))
-        trainer = bench_of(target, ("train", train))
-        row: dict[str, Any] = {"arch": arch, "describe": target.space.describe(arch), **measure(costs, arch, cfg.seed)}
+        costs = bench_of(run, ("cost", {}), ("latency", latency), space=space)
+        trainer = bench_of(run, ("train", train), space=space)
+        row: dict[str, Any] = {"arch": arch, "describe": costs.space.describe(arch), **measure(costs, arch, cfg.seed)}
         values = [measure(trainer, arch, s)[metric] for s in seeds]
         row[metric], (row["mean"], row["std"]) = values, mean_std(values)
         rows[label] = row
@@ -120,15 +120,6 @@ def one_space(space: str, args: argparse.Namespace, folder: Path) -> dict[str, A
             "dataset": cfg.dataset, "metric": metric, "seeds": seeds, "search_seconds": search_seconds,
             "random_mean": float(np.mean(randoms)) if randoms else None,
             "random_best": float(np.max(randoms)) if randoms else None, "archs": rows}
-
-
-class _ReferenceRun:
-    """What :func:`benchmarks.retrain.bench_of` reads of a run, for the reference's space."""
-
-    def __init__(self, run: Run, ref: Reference) -> None:
-        self.space = registry.create("space", ref.space, ref.options)
-        self.task, self.dataset = run.task, run.dataset
-        self.config = RunConfig(space=Component(ref.space, dict(ref.options)), device=run.config.device)
 
 
 def report(results: dict[str, Any]) -> None:
