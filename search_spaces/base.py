@@ -132,6 +132,14 @@ class SearchSpace:
             raise KeyError(f"unknown {self.name} preset {name!r}; known: {sorted(presets) or 'none'}")
         return self.validate(dict(presets[name]))
 
+    # -- the block catalogue ------------------------------------------------------------------
+    def block_choices(self) -> dict[str, dict[str, Any]]:
+        """The catalogue blocks (``search_spaces.blocks``) this space, at its options, can choose,
+        each with one architecture of the space whose network contains that block:
+        ``{"aspp": arch, ...}``. The coverage test builds every such architecture and checks that
+        the block's class is in the network; none by default."""
+        return {}
+
     def validate(self, arch: Arch) -> dict[str, Any]:
         """Return ``arch`` as a plain dict or raise ``ValueError`` naming what is wrong."""
         decisions = self.decisions()
