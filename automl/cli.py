@@ -426,9 +426,48 @@ def _listing(kind: str) -> None:
 
 
 @app.command()
-def spaces() -> None:
-    """List search spaces and the capabilities they offer."""
-    _listing("space")
+def spaces(
+    name: Annotated[str | None, typer.Argument(help="a space name: show its decisions, presets and blocks")] = None,
+) -> None:
+    """List search spaces and the capabilities they offer, or one space in detail."""
+    if name is None:
+        _listing("space")
+        return
+    from automl import registry
+
+    if name not in registry.names("space"):
+        _fail(f"unknown space {name!r}; known spaces: {', '.join(registry.names('space'))}")
+    _console().print(_space_detail(registry.create("space", name)))
+
+
+def _space_detail(space: Any) -> Any:
+    """Rich renderables for ``automl spaces NAME``: decisions, presets, catalogue blocks."""
+    from rich.console import Group
+    from rich.table import Table
+
+    size = space.size()
+    parts: list[Any] = [f"[bold]{space.name}[/bold]: {space.description}",
+                        f"offers: {', '.join(sorted(space.offers)) or 'sample/mutate only'}"
+                        + (f"; {size:,} architectures" if size else "")]
+    if space.decisions():
+        table = Table(title="decisions")
+        table.add_column("name", style="bold", no_wrap=True)
+        table.add_column("choices")
+        for d in space.decisions():
+            table.add_row(d.name, ", ".join(map(str, d.choices)))
+        parts.append(table)
+    if space.presets():
+        table = Table(title="presets (start a search from them: --set controller.initial=NAME,...)")
+        table.add_column("name", style="bold", no_wrap=True)
+        table.add_column("architecture")
+        for preset in sorted(space.presets()):
+            table.add_row(preset, space.describe(space.preset(preset)))
+        parts.append(table)
+    else:
+        parts.append("presets: none")
+    blocks = sorted(space.block_choices())
+    parts.append(f"catalogue blocks it can choose: {', '.join(blocks) if blocks else 'none'}")
+    return Group(*parts)
 
 
 @app.command()

@@ -120,6 +120,29 @@ class Controller:
         return tuple(o.score(v) for o, v in zip(self.objectives, result.values, strict=True))
 
 
+def initial_names(initial: str | Sequence[str] | None, controller: str) -> tuple[str, ...]:
+    """The ``initial`` option of a controller (``"unet,attention-unet"`` or a list) as preset names."""
+    if initial is None:
+        return ()
+    names = initial.split(",") if isinstance(initial, str) else list(initial)
+    out = tuple(str(n).strip() for n in names if str(n).strip())
+    if not out or not all(isinstance(n, str) for n in names):
+        raise ValueError(f"{controller}: initial must be preset names, e.g. 'unet,attention-unet', got {initial!r}")
+    return out
+
+
+def initial_proposals(space: SearchSpace, names: Sequence[str], controller: str) -> list[Proposal]:
+    """The space's presets ``names`` as the first proposals of a search (``note="preset NAME"``);
+    one-line ``ValueError`` naming the known presets for an unknown name."""
+    out = []
+    for name in names:
+        try:
+            out.append(Proposal(space.preset(name), note=f"preset {name}"))
+        except KeyError as e:
+            raise ValueError(f"{controller}: initial: {e.args[0]}") from None
+    return out
+
+
 def as_proposal(value: Proposal | Arch | None) -> Proposal | None:
     """A controller's ``ask`` answer as a :class:`Proposal` (a bare architecture is wrapped)."""
     if value is None or isinstance(value, Proposal):

@@ -11,16 +11,21 @@ distance (NSGA-II ordering); single-objective runs by the objective, infeasible 
 
 Defaults follow the NAS-Bench-201 R-EA scripts (P=10, S=3) rather than the paper's P=100,
 S=25, which only pay off at budgets of thousands of models.
+
+``initial`` (preset names of the space, e.g. ``unet,attention-unet``) puts those networks first
+in the initial population; random architectures fill the rest of it.
 """
 
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Sequence
 from typing import ClassVar
 
 from automl.pareto import rank_order
-from automl.types import Arch, Proposal, Result
-from controllers.base import Controller
+from automl.types import Arch, Objective, Proposal, Result, Task
+from controllers.base import Controller, initial_names, initial_proposals
+from search_spaces.base import SearchSpace
 
 
 class RegularizedEvolution(Controller):
@@ -31,19 +36,27 @@ class RegularizedEvolution(Controller):
     requires: ClassVar[frozenset[str]] = frozenset()
     multi_objective: ClassVar[bool] = True
 
-    def __init__(self, population: int = 10, sample_size: int = 3) -> None:
+    def __init__(self, population: int = 10, sample_size: int = 3, initial: str | Sequence[str] | None = None) -> None:
         super().__init__()
         if population < 1 or not 1 <= sample_size:
             raise ValueError("evolution: population and sample_size must be >= 1")
+        self.initial = initial_names(initial, self.name)
+        self.seeds: list[Proposal] = []
         self.population_size = int(population)
         self.sample_size = int(sample_size)
         self.population: deque[tuple[Arch, Result]] = deque()
         self.history: list[tuple[Arch, Result]] = []
         self._proposed = 0
 
+    def bind(self, space: SearchSpace, task: Task, objectives: Sequence[Objective], seed: int) -> None:
+        super().bind(space, task, objectives, seed)
+        self.seeds = initial_proposals(space, self.initial, self.name)
+
     def ask(self) -> Proposal | None:
         assert self.space is not None, "bind() first"
         self._proposed += 1
+        if self._proposed <= len(self.seeds):
+            return self.seeds[self._proposed - 1]
         if self._proposed <= self.population_size or not self.population:
             return Proposal(self.space.sample(self.rng), note="random")
         idx = self.rng.integers(len(self.population), size=self.sample_size)

@@ -140,6 +140,15 @@ class SearchSpace:
         the block's class is in the network; none by default."""
         return {}
 
+    def arch_with(self, value: Any, seed: int = 0) -> dict[str, Any]:
+        """A sampled architecture in which every decision offering ``value`` takes it (for
+        :meth:`block_choices` of spaces whose decisions name ops)."""
+        arch = self.sample(np.random.default_rng(seed))
+        for d in self.decisions():
+            if value in d.choices:
+                arch[d.name] = value
+        return self.validate(arch)
+
     def validate(self, arch: Arch) -> dict[str, Any]:
         """Return ``arch`` as a plain dict or raise ``ValueError`` naming what is wrong."""
         decisions = self.decisions()
@@ -235,3 +244,15 @@ class SearchSpace:
     def parse(self, text: str) -> dict[str, Any]:
         """Inverse of :meth:`describe`; JSON is always accepted."""
         return self.validate(json.loads(text))
+
+
+def choices_by_block(space: SearchSpace, values: Iterable[Any], block_of: Callable[[Any], str | None]) -> dict[str, dict[str, Any]]:
+    """:meth:`SearchSpace.block_choices` of a space whose decisions name ops: for each value whose
+    ``block_of(value)`` is a catalogue block, an arch in which every decision offering the value
+    takes it (the first value per block)."""
+    out: dict[str, dict[str, Any]] = {}
+    for value in values:
+        block = block_of(value)
+        if block is not None and block not in out:
+            out[block] = space.arch_with(value)
+    return out

@@ -31,9 +31,10 @@ import networkx as nx
 import torch
 
 from automl.types import Arch, Decision, Task
-from search_spaces.base import SearchSpace
+from search_spaces.base import SearchSpace, choices_by_block
 from search_spaces.darts.genotype import TF_OPS, Genotype, make_cell, to_nasnet_tf
 from search_spaces.darts.network import DartsNetwork
+from search_spaces.darts.ops import op_block
 from search_spaces.darts.presets import NASNET_A_TF
 
 BLOCKS = 5
@@ -87,6 +88,10 @@ class NasnetSpace(SearchSpace):
             raise ValueError("nasnet: needs C >= 1, layers >= 3, total_steps >= 1 and 0 < drop_path_keep_prob <= 1")
         self.C, self.layers, self.auxiliary = int(C), int(layers), bool(auxiliary)
         self.drop_path_keep_prob, self.total_steps = float(drop_path_keep_prob), int(total_steps)
+
+    def block_choices(self) -> dict[str, dict[str, Any]]:
+        """``factorized_conv`` (conv_kx1_1xk), ``dil_conv``, ``conv`` and ``sep_conv`` of the 13 ops."""
+        return choices_by_block(self, OPS, op_block)
 
     def decisions(self) -> tuple[Decision, ...]:
         out = []

@@ -127,6 +127,9 @@ CASES: list[tuple[list[str], str]] = [
     (["search", "--space", "seg-hierarchical", "--set", "space.stem_stride=3"],
      "stem_stride must be one of 4, 2, 1, got 3"),
     (["latency-table", "--space", "nosuch"], "unknown space 'nosuch'"),
+    (["spaces", "nosuch"], "unknown space 'nosuch'; known spaces: nb201"),
+    (["search", "--space", "seg-unet", "--controller", "evolution", "--set", "controller.initial=unet,nope"],
+     "evolution: initial: unknown seg-unet preset 'nope'; known:"),
 ]
 
 

@@ -24,6 +24,11 @@ architecture for ever.
 Resume works by replay: the same seed re-samples the same proposals and re-applies the same
 updates, so the resumed policy is the one that was interrupted (``state_dict`` also carries
 the policy, the optimiser, the baseline, the pending batch and the sampler's state).
+
+``initial`` (preset names of the space, e.g. ``unet,attention-unet``) are proposed first; their
+results enter the policy updates like samples (REINFORCE on their log-probability under the
+current policy: off-policy for these few, which pulls the policy towards a good preset; under
+PPO their ratio is taken as 1).
 """
 
 from __future__ import annotations
@@ -36,7 +41,7 @@ from typing import Any, ClassVar, Literal
 import torch
 
 from automl.types import Objective, Proposal, Result, Task
-from controllers.base import Controller
+from controllers.base import Controller, initial_names, initial_proposals
 from controllers.rl import reward as rewards
 from controllers.rl.policy import Policy
 from controllers.rl.tokens import TokenPlan
@@ -71,8 +76,10 @@ class RLController(Controller):
         mnas_w: float = -0.07,
         ppo_clip: float = 0.2,
         ppo_epochs: int = 4,
+        initial: str | Sequence[str] | None = None,
     ) -> None:
         super().__init__()
+        self.initial = initial_names(initial, self.name)
         if hidden < 1 or layers < 1 or batch < 1 or ppo_epochs < 1:
             raise ValueError("rl: hidden, layers, batch and ppo_epochs must be >= 1")
         if not lr > 0 or not 0 <= baseline_decay < 1 or entropy_weight < 0 or not temperature > 0:
@@ -104,9 +111,14 @@ class RLController(Controller):
             self.policy = Policy(self.plan, **self.options)  # type: ignore[arg-type]
         self.optimizer = torch.optim.Adam(self.policy.parameters(), lr=self.lr)
         self.generator = torch.Generator().manual_seed(int(seed))
+        self.seeds = initial_proposals(space, self.initial, self.name)
+        self.asked = 0
 
     # -- the contract ---------------------------------------------------------------------------
     def ask(self) -> Proposal:
+        self.asked += 1
+        if self.asked <= len(self.seeds):
+            return self.seeds[self.asked - 1]
         with torch.no_grad():
             choices, log_prob, _ = self.policy(generator=self.generator)
         return Proposal(self.plan.decode(choices), note="policy sample", meta={_LOGP: float(log_prob)})
@@ -167,6 +179,7 @@ class RLController(Controller):
             "worst": self.worst,
             "updates": self.updates,
             "generator": self.generator.get_state(),
+            "asked": self.asked,
         }
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
@@ -176,3 +189,4 @@ class RLController(Controller):
         self.pending = [([int(v) for v in row[:-2]], float(row[-2]), None if math.isnan(row[-1]) else float(row[-1]))
                         for row in state["pending"]]
         self.generator.set_state(state["generator"])
+        self.asked = int(state.get("asked", self.asked))

@@ -79,6 +79,15 @@ def check_op(name: str) -> str:
     return name
 
 
+def op_block(name: str) -> str | None:
+    """The catalogue block op ``name`` is built from (``sep_conv_3x3`` -> ``sep_conv``), or None
+    for the pools, ``skip_connect`` and ``none``."""
+    kind, _ = parse_op(name)
+    if kind in ("none", "skip_connect", "max_pool", "avg_pool"):
+        return None
+    return kind
+
+
 def make_op(name: str, channels: int, stride: int, affine: bool = True) -> nn.Module:
     """The plain (retrain) module of op ``name`` at ``channels`` and ``stride``."""
     kind, k = parse_op(check_op(name))

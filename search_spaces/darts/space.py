@@ -19,7 +19,7 @@ import networkx as nx
 import numpy as np
 
 from automl.types import Arch, Decision, Task
-from search_spaces.base import SearchSpace
+from search_spaces.base import SearchSpace, choices_by_block
 from search_spaces.darts.genotype import (
     CELLS,
     arch_to_genotype,
@@ -28,7 +28,7 @@ from search_spaces.darts.genotype import (
     parse_genotype,
 )
 from search_spaces.darts.network import DartsNetwork
-from search_spaces.darts.ops import PRIMITIVES, check_op
+from search_spaces.darts.ops import PRIMITIVES, check_op, op_block
 from search_spaces.darts.presets import PRESETS
 from search_spaces.darts.supernet import DartsSupernet
 
@@ -98,6 +98,11 @@ class DartsSpace(SearchSpace):
         return genotype_to_arch(PRESETS[name], self.multiplier)
 
     # -- decisions --------------------------------------------------------------------------
+    def block_choices(self) -> dict[str, dict[str, Any]]:
+        """The catalogue blocks behind the searched ops (``sep_conv``, ``dil_conv`` by default;
+        any block named in ``ops``), each with an arch whose every op is that block."""
+        return choices_by_block(self, self.choice_ops, op_block)
+
     def decisions(self) -> tuple[Decision, ...]:
         out = []
         for kind in CELLS:

@@ -9,7 +9,7 @@ import networkx as nx
 import numpy as np
 
 from automl.types import Arch, Decision, Task
-from search_spaces.base import SearchSpace
+from search_spaces.base import SearchSpace, choices_by_block
 from search_spaces.seg_hierarchical.genotype import (
     AUTODEEPLAB_CITYSCAPES,
     CELL_OPS,
@@ -136,6 +136,10 @@ class SegHierarchicalSpace(SearchSpace):
             self._completions.insert(0, row)
 
     # -- decisions --------------------------------------------------------------------------------
+    def block_choices(self) -> dict[str, dict[str, Any]]:
+        """``sep_conv`` (sep_conv_kxk) and ``dil_conv`` (atrous_conv_kxk) of the cell ops."""
+        return choices_by_block(self, CELL_OPS, lambda op: {"sep": "sep_conv", "atrous": "dil_conv"}.get(op.split("_")[0]))
+
     def decisions(self) -> tuple[Decision, ...]:
         out = [Decision("path_1", (0, 1))]
         out += [Decision(f"move_{l}", MOVES) for l in range(2, self.layers + 1)]
