@@ -27,6 +27,7 @@ from torch.nn import functional as F
 
 from automl.types import Arch, Decision, Task
 from search_spaces.base import SearchSpace
+from search_spaces.layers import ConvNormAct
 
 FILTER_SIZES = (1, 3, 5, 7)
 FILTERS = (24, 36, 48, 64)
@@ -155,11 +156,7 @@ class MacroNetwork(nn.Module):
             c_in = sum(width[j] for j in ins) if ins else task.in_channels
             kh, kw = int(arch[f"L{i}.fh"]), int(arch[f"L{i}.fw"])
             stride = int(arch.get(f"L{i}.stride", 1))
-            self.layers.append(nn.Sequential(
-                nn.Conv2d(c_in, width[i], (kh, kw), stride=stride, padding=(kh // 2, kw // 2), bias=False),
-                nn.BatchNorm2d(width[i]),
-                nn.ReLU(inplace=True),
-            ))
+            self.layers.append(ConvNormAct(c_in, width[i], (kh, kw), stride))
         self.classifier = nn.Linear(sum(width[i] for i in self.outputs), task.num_classes)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

@@ -9,9 +9,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from search_spaces.layers import ConvNormAct
+
 
 def project(c_in: int, c_out: int, stride: int = 1) -> nn.Module:
-    """1x1 conv + BN that changes width and applies the stride; identity when neither is needed.
+    """1x1 conv + BN (a :class:`ConvNormAct` without activation) that changes width and applies
+    the stride; identity when neither is needed.
 
     Channel-preserving attention modules (SE, non-local, GC, SAM) run on its output so that they
     fit the ``Block(c_in, c_out, stride)`` contract. A 1x1 conv with stride s and no padding gives
@@ -19,37 +22,7 @@ def project(c_in: int, c_out: int, stride: int = 1) -> nn.Module:
     """
     if c_in == c_out and stride == 1:
         return nn.Identity()
-    return nn.Sequential(
-        nn.Conv2d(c_in, c_out, 1, stride=stride, bias=False), nn.BatchNorm2d(c_out)
-    )
-
-
-def conv_bn(
-    c_in: int,
-    c_out: int,
-    kernel_size: int = 1,
-    stride: int = 1,
-    relu: bool = True,
-    groups: int = 1,
-    dilation: int = 1,
-) -> nn.Sequential:
-    """Conv (no bias: BN follows) -> BN (-> ReLU), 'same' padding so stride s gives ceil(H/s)."""
-    layers: list[nn.Module] = [
-        nn.Conv2d(
-            c_in,
-            c_out,
-            kernel_size,
-            stride=stride,
-            padding=dilation * (kernel_size - 1) // 2,
-            dilation=dilation,
-            groups=groups,
-            bias=False,
-        ),
-        nn.BatchNorm2d(c_out),
-    ]
-    if relu:
-        layers.append(nn.ReLU())
-    return nn.Sequential(*layers)
+    return ConvNormAct(c_in, c_out, 1, stride, act=None)
 
 
 def resize(x: torch.Tensor, size: Sequence[int]) -> torch.Tensor:

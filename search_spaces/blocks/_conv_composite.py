@@ -10,8 +10,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from search_spaces.blocks._conv_layers import avg_pool_2x, check_odd
-from search_spaces.blocks.ops import ReLUConvBN, same_padding
+from search_spaces.blocks.ops import ReLUConvBN
 from search_spaces.blocks.registry import register_block
+from search_spaces.layers import ConvNormAct, create_act, create_norm, same_padding
 
 # ---------------------------------------------------------------------------------------------
 # Gated residual block (ConvNet-AIG / SkipNet / BlockDrop)
@@ -37,7 +38,8 @@ class GatedResidual(nn.Module):
     ``c_in == c_out`` (then gate 0 gives exactly the identity) and a 1x1 conv + BN otherwise.
     Deviations: no ReLU after the addition (ConvNet-AIG has one; dropping it makes a closed
     gate an exact identity, as in pre-activation ResNets); SkipNet's recurrent gate and
-    BlockDrop's policy network are alternative gate producers not built here.
+    BlockDrop's policy network are alternative gate producers not built here. ``act`` / ``norm``
+    name every activation / normalisation, the gate's included (create_act / create_norm).
     """
 
     def __init__(
@@ -48,24 +50,25 @@ class GatedResidual(nn.Module):
         dilation: int = 1,
         gate_hidden: int = 16,
         tau: float = 1.0,
+        act: str = "relu",
+        norm: str = "bn",
     ) -> None:
         super().__init__()
         self.residual = nn.Sequential(
-            ReLUConvBN(c_in, c_out, 3, stride, dilation), ReLUConvBN(c_out, c_out, 3, 1, dilation)
+            ReLUConvBN(c_in, c_out, 3, stride, dilation, act=act, norm=norm),
+            ReLUConvBN(c_out, c_out, 3, 1, dilation, act=act, norm=norm),
         )
         self.shortcut: nn.Module = (
             nn.Identity()
             if stride == 1 and c_in == c_out
-            else nn.Sequential(
-                nn.Conv2d(c_in, c_out, 1, stride=stride, bias=False), nn.BatchNorm2d(c_out)
-            )
+            else ConvNormAct(c_in, c_out, 1, stride, norm=norm, act=None)
         )
         self.gate = nn.Sequential(
             nn.AdaptiveAvgPool2d(1),
             nn.Flatten(),
             nn.Linear(c_in, gate_hidden),
-            nn.BatchNorm1d(gate_hidden),
-            nn.ReLU(inplace=False),
+            create_norm(norm, gate_hidden, dims=1),
+            create_act(act),
             nn.Linear(gate_hidden, 2),
         )
         with torch.no_grad():
@@ -92,16 +95,18 @@ class GatedResidual(nn.Module):
 # ---------------------------------------------------------------------------------------------
 
 
-def dense_layer(c_in: int, growth_rate: int, bottleneck: int, dilation: int) -> nn.Sequential:
-    """DenseNet(-BC) layer: [BN-ReLU-Conv1x1(bottleneck*g)] -> BN-ReLU-Conv3x3(g)."""
+def dense_layer(
+    c_in: int, growth_rate: int, bottleneck: int, dilation: int, act: str = "relu", norm: str = "bn"
+) -> nn.Sequential:
+    """DenseNet(-BC) layer: [BN-ReLU-Conv1x1(bottleneck*g)] -> BN-ReLU-Conv3x3(g) (pre-activation)."""
     layers: list[nn.Module] = []
     c = c_in
     if bottleneck:
         c = bottleneck * growth_rate
-        layers += [nn.BatchNorm2d(c_in), nn.ReLU(inplace=False), nn.Conv2d(c_in, c, 1, bias=False)]
+        layers += [create_norm(norm, c_in), create_act(act), nn.Conv2d(c_in, c, 1, bias=False)]
     layers += [
-        nn.BatchNorm2d(c),
-        nn.ReLU(inplace=False),
+        create_norm(norm, c),
+        create_act(act),
         nn.Conv2d(
             c, growth_rate, 3, padding=same_padding(3, dilation), dilation=dilation, bias=False
         ),
@@ -124,7 +129,8 @@ class DenseBlock(nn.Module):
     pooling when ``stride=2``). With ``transition=False`` the output is the concatenation
     itself, so ``c_out`` must equal ``c_in + L*g``. Deviations: 2D (T3D's blocks are 3D; apply
     per frame or use the video blocks); FDNet's cross-block full-dense connections belong to the
-    network, not this block.
+    network, not this block. ``act`` / ``norm`` name every activation / normalisation (DenseNet's
+    pre-activation order norm -> act -> conv is kept, so the layers are not ConvNormAct units).
     """
 
     def __init__(
@@ -137,12 +143,14 @@ class DenseBlock(nn.Module):
         growth_rate: int = 12,
         bottleneck: int = 4,
         transition: bool = True,
+        act: str = "relu",
+        norm: str = "bn",
     ) -> None:
         super().__init__()
         if stride not in (1, 2):
             raise ValueError(f"dense_block supports stride 1 or 2, got {stride}")
         self.layers = nn.ModuleList(
-            dense_layer(c_in + i * growth_rate, growth_rate, bottleneck, dilation)
+            dense_layer(c_in + i * growth_rate, growth_rate, bottleneck, dilation, act, norm)
             for i in range(num_layers)
         )
         self.feature_channels = c_in + num_layers * growth_rate
@@ -153,8 +161,8 @@ class DenseBlock(nn.Module):
             )
         self.transition = (
             nn.Sequential(
-                nn.BatchNorm2d(self.feature_channels),
-                nn.ReLU(inplace=False),
+                create_norm(norm, self.feature_channels),
+                create_act(act),
                 nn.Conv2d(self.feature_channels, c_out, 1, bias=False),
             )
             if transition

@@ -15,8 +15,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from search_spaces.blocks.ops import same_padding
 from search_spaces.blocks.registry import register_block
+from search_spaces.layers import same_padding
 
 
 def conv_weight(c_out: int, c_in: int, kernel_size: int) -> nn.Parameter:

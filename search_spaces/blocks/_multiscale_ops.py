@@ -1,85 +1,18 @@
 """Helpers shared by the blocks of ``multiscale.py`` (not registered blocks themselves).
 
-Normalisation factory, conv-norm-ReLU, exact-size resampling, an export-friendly adaptive
-average pooling, the ResNet basic block and the Deep Layer Aggregation node.
+Exact-size resampling, an export-friendly adaptive average pooling, the ResNet basic block and
+the Deep Layer Aggregation node; the conv-norm-act unit is :class:`search_spaces.layers.ConvNormAct`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Literal
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from search_spaces.blocks.ops import same_padding
-
-NormKind = Literal["bn", "gn", "none"]
-
-
-def gn_groups(channels: int, max_groups: int = 32) -> int:
-    """Largest divisor of ``channels`` that is at most ``max_groups`` and leaves >= 2 channels a group.
-
-    At least two channels per group keeps GroupNorm meaningful on a 1x1 (pooled) map, where a
-    single-channel group would normalise every value to zero.
-    """
-    if channels < 2:
-        return 1
-    for g in range(min(max_groups, channels // 2), 0, -1):
-        if channels % g == 0:
-            return g
-    return 1
-
-
-def make_norm(kind: NormKind, channels: int) -> nn.Module:
-    """``bn`` BatchNorm2d, ``gn`` GroupNorm (see :func:`gn_groups`), ``none`` identity."""
-    if kind == "bn":
-        return nn.BatchNorm2d(channels)
-    if kind == "gn":
-        return nn.GroupNorm(gn_groups(channels), channels)
-    if kind == "none":
-        return nn.Identity()
-    raise ValueError(f"norm must be 'bn', 'gn' or 'none', got {kind!r}")
-
-
-class ConvNormAct(nn.Sequential):
-    """Conv -> norm -> ReLU with 'same' padding (stride s gives ceil(H/s) for odd kernels).
-
-    The conv has a bias only when there is no normalisation after it.
-    """
-
-    def __init__(
-        self,
-        c_in: int,
-        c_out: int,
-        kernel_size: int = 3,
-        stride: int = 1,
-        dilation: int = 1,
-        norm: NormKind = "bn",
-        act: bool = True,
-        groups: int = 1,
-    ) -> None:
-        layers: list[nn.Module] = [
-            nn.Conv2d(
-                c_in,
-                c_out,
-                kernel_size,
-                stride=stride,
-                padding=same_padding(kernel_size, dilation),
-                dilation=dilation,
-                groups=groups,
-                bias=norm == "none",
-            ),
-            make_norm(norm, c_out),
-        ]
-        if act:
-            layers.append(nn.ReLU(inplace=False))
-        super().__init__(*layers)
-
-    @property
-    def conv(self) -> nn.Conv2d:
-        return self[0]
+from search_spaces.layers import ConvNormAct, same_padding
 
 
 def resize(
@@ -134,11 +67,11 @@ class BasicBlock(nn.Module):
         super().__init__()
         self.body = nn.Sequential(
             ConvNormAct(c_in, c_out, 3, stride=stride, dilation=dilation),
-            ConvNormAct(c_out, c_out, 3, dilation=dilation, act=False),
+            ConvNormAct(c_out, c_out, 3, dilation=dilation, act=None),
         )
         self.shortcut: nn.Module = nn.Identity()
         if shortcut and (stride != 1 or c_in != c_out):
-            self.shortcut = ConvNormAct(c_in, c_out, 1, stride=stride, act=False)
+            self.shortcut = ConvNormAct(c_in, c_out, 1, stride=stride, act=None)
 
     def forward(self, x: torch.Tensor, residual: torch.Tensor | None = None) -> torch.Tensor:
         if residual is None:

@@ -31,7 +31,6 @@ import torch.nn.functional as F
 from torch import nn
 
 from search_spaces.blocks._attention_common import (
-    conv_bn,
     coordinate_grid,
     global_pool,
     hidden_width,
@@ -42,6 +41,7 @@ from search_spaces.blocks._attention_common import (
     sine_positional_encoding,
 )
 from search_spaces.blocks.registry import register_block
+from search_spaces.layers import ConvNormAct, create_act
 
 
 def _coarser_pair(c_in: int, batch: int, height: int, width: int, frames: int) -> tuple[torch.Tensor, ...]:
@@ -135,7 +135,7 @@ class NonLocal(nn.Module):
         self.phi = nn.Conv2d(c_out, inter, 1, bias=False)
         self.g = nn.Conv2d(c_out, inter, 1)
         self.pool: nn.Module = nn.MaxPool2d(2, ceil_mode=True) if sub_sample else nn.Identity()
-        self.out = nn.Sequential(nn.Conv2d(inter, c_out, 1, bias=False), nn.BatchNorm2d(c_out))
+        self.out = ConvNormAct(inter, c_out, 1, act=None)
         nn.init.zeros_(self.out[0].weight)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -241,7 +241,7 @@ class AttentionGate(nn.Module):
         self.theta_x = nn.Conv2d(c_in, inter, sub_sample, stride=sub_sample, bias=False)
         self.phi_g = nn.Conv2d(gating_channels or 2 * c_in, inter, 1)
         self.psi = nn.Conv2d(inter, 1, 1)
-        self.out = nn.Sequential(nn.Conv2d(c_in, c_out, 1, bias=False), nn.BatchNorm2d(c_out))
+        self.out = ConvNormAct(c_in, c_out, 1, act=None)
 
     def coefficients(self, x: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
         """Attention coefficients ``[N, 1, H, W]`` in (0, 1) on the skip's grid."""
@@ -272,6 +272,8 @@ class FeaturePyramidAttention(nn.Module):
     (larger values give a per-channel map, as in some re-implementations). Deviations: the pooled
     branch has a conv bias + ReLU instead of BN (BN on 1x1 maps fails at batch size 1); with
     ``stride > 1`` the 1x1 branch is strided and the attention map is resampled to its grid.
+    The convs are :class:`ConvNormAct` units; ``act`` (every activation, the pooled branch's too)
+    and ``norm`` name their layers for create_act / create_norm.
     """
 
     def __init__(
@@ -282,17 +284,22 @@ class FeaturePyramidAttention(nn.Module):
         dilation: int = 1,
         mid_channels: int = 1,
         kernel_sizes: tuple[int, ...] = (7, 5, 3),
+        act: str = "relu",
+        norm: str = "bn",
     ) -> None:
         super().__init__()
         if mid_channels not in (1, c_out):
             raise ValueError(f"mid_channels must be 1 or c_out={c_out}, got {mid_channels}")
-        self.master = conv_bn(c_in, c_out, 1, stride=stride)
-        self.pooled = nn.Sequential(nn.Conv2d(c_in, c_out, 1), nn.ReLU())
+        self.master = ConvNormAct(c_in, c_out, 1, stride, norm=norm, act=act)
+        self.pooled = nn.Sequential(nn.Conv2d(c_in, c_out, 1), create_act(act))
         widths = [c_in] + [mid_channels] * len(kernel_sizes)
         self.down = nn.ModuleList(
-            conv_bn(widths[i], mid_channels, k, stride=2) for i, k in enumerate(kernel_sizes)
+            ConvNormAct(widths[i], mid_channels, k, 2, norm=norm, act=act)
+            for i, k in enumerate(kernel_sizes)
         )
-        self.lateral = nn.ModuleList(conv_bn(mid_channels, mid_channels, k) for k in kernel_sizes)
+        self.lateral = nn.ModuleList(
+            ConvNormAct(mid_channels, mid_channels, k, norm=norm, act=act) for k in kernel_sizes
+        )
 
     def attention(self, x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
         """The pyramid's attention map, resampled to ``size``."""
@@ -343,9 +350,9 @@ class GlobalAttentionUpsample(nn.Module):
         super().__init__()
         require_unit_stride("gau", stride)
         high = high_channels or 2 * c_in
-        self.low = conv_bn(c_in, c_out, 3, relu=False)
+        self.low = ConvNormAct(c_in, c_out, 3, act=None)
         self.weights = nn.Sequential(nn.Conv2d(high, c_out, 1), nn.ReLU())
-        self.up = conv_bn(high, c_out, 1, relu=False)
+        self.up = ConvNormAct(high, c_out, 1, act=None)
 
     def channel_weights(self, high: torch.Tensor) -> torch.Tensor:
         """Per-channel weights ``[N, c_out, 1, 1]``; a function of the high-level input alone."""
@@ -636,9 +643,9 @@ class SpatialAttentionModule(nn.Module):
         self.proj = project(c_in, c_out, stride)
         self.context = nn.Sequential(
             nn.Conv2d(c_in, c_in, 5, stride=stride, padding=2 * dilation, dilation=dilation, groups=c_in, bias=False),
-            conv_bn(c_in, ctx, 1),
+            ConvNormAct(c_in, ctx, 1),
         )
-        self.theta = conv_bn(ctx, c_out, 1, relu=False)
+        self.theta = ConvNormAct(ctx, c_out, 1, act=None)
 
     def weights(self, rpn: torch.Tensor) -> torch.Tensor:
         """Re-weighting map ``[N, c_out, H, W]`` in (0, 1) from RPN / context features."""

@@ -25,28 +25,9 @@ from torch import nn
 # The helper modules register the rest of the table when this module is imported.
 from search_spaces.blocks import _conv_composite  # noqa: F401
 from search_spaces.blocks._conv_layers import check_odd
-from search_spaces.blocks.ops import ReLUConvBN, same_padding
+from search_spaces.blocks.ops import ReLUConvBN
 from search_spaces.blocks.registry import register_block
-
-
-def conv_bn_relu(
-    c_in: int, c_out: int, kernel_size: int = 1, stride: int = 1, dilation: int = 1
-) -> nn.Sequential:
-    """Conv -> BN -> ReLU, the post-activation unit of Inception v2+."""
-    return nn.Sequential(
-        nn.Conv2d(
-            c_in,
-            c_out,
-            kernel_size,
-            stride=stride,
-            padding=same_padding(kernel_size, dilation),
-            dilation=dilation,
-            bias=False,
-        ),
-        nn.BatchNorm2d(c_out),
-        nn.ReLU(inplace=False),
-    )
-
+from search_spaces.layers import ConvNormAct, create_act, create_norm, same_padding
 
 # ---------------------------------------------------------------------------------------------
 # DARTS / NAS-Bench-201 / Auto-DeepLab cell operations
@@ -64,6 +45,8 @@ class Conv(ReLUConvBN):
     Exactly :class:`~search_spaces.blocks.ops.ReLUConvBN` (same module layout and state-dict
     keys ``1.weight``, ``2.*``) with the catalogue signature. ``affine=False`` gives the BN used
     during DARTS search. Receptive field of the output: ``(kernel_size - 1) * dilation + 1``.
+    No ``act=`` / ``norm=`` options: the DARTS op fixes ReLU -> conv -> BN (as ``dil_conv`` and
+    ``sep_conv`` do).
     """
 
     def __init__(
@@ -107,7 +90,8 @@ class DilConv(DepthwisePointwise):
     The effective dilation is ``rate * dilation``: ``rate`` (default 2) is the op's own atrous
     rate (DARTS ``dil_conv_3x3``/``dil_conv_5x5`` and Auto-DeepLab's atrous ops use 2) and
     ``dilation`` the catalogue's network-level multiplier (1 unless a backbone dilates its late
-    stages). Receptive field: ``(kernel_size - 1) * rate * dilation + 1``.
+    stages). Receptive field: ``(kernel_size - 1) * rate * dilation + 1``. No ``act=`` / ``norm=``:
+    DARTS fixes the op's ReLU and BN.
     """
 
     def __init__(
@@ -134,7 +118,8 @@ class SepConv(nn.Sequential):
     (ReLU -> depthwise k x k -> 1x1 -> BN) x 2; the first unit keeps ``c_in`` channels and
     carries the stride, the second maps to ``c_out``, exactly as DARTS ``SepConv``. Both
     depthwise convs use ``dilation`` (1 in DARTS), so the receptive field is
-    ``2 * (kernel_size - 1) * dilation + 1``.
+    ``2 * (kernel_size - 1) * dilation + 1``. No ``act=`` / ``norm=``: DARTS fixes the op's ReLU
+    and BN.
     """
 
     def __init__(
@@ -166,6 +151,8 @@ class FactorizedConv(nn.Sequential):
     NASNet / DARTS ``conv_7x1_1x7`` op. The ReLU-Conv-BN ordering follows the cell-op convention
     of this catalogue (Inception itself orders Conv-BN-ReLU). The intermediate width is
     ``c_out``. Parameters: ``k * c_out * (c_in + c_out)`` versus ``k^2 * c_in * c_out``.
+    ``act`` / ``norm`` name every activation / normalisation of the block (``create_act`` /
+    ``create_norm``); the order stays as above.
     """
 
     def __init__(
@@ -177,10 +164,12 @@ class FactorizedConv(nn.Sequential):
         kernel_size: int = 3,
         mid_bn_relu: bool = True,
         affine: bool = True,
+        act: str = "relu",
+        norm: str = "bn",
     ) -> None:
         k, pad = check_odd(kernel_size), same_padding(kernel_size, dilation)
         layers: list[nn.Module] = [
-            nn.ReLU(inplace=False),
+            create_act(act),
             nn.Conv2d(
                 c_in,
                 c_out,
@@ -192,7 +181,7 @@ class FactorizedConv(nn.Sequential):
             ),
         ]
         if mid_bn_relu:
-            layers += [nn.BatchNorm2d(c_out, affine=affine), nn.ReLU(inplace=False)]
+            layers += [create_norm(norm, c_out, affine=affine), create_act(act)]
         layers += [
             nn.Conv2d(
                 c_out,
@@ -203,7 +192,7 @@ class FactorizedConv(nn.Sequential):
                 dilation=dilation,
                 bias=False,
             ),
-            nn.BatchNorm2d(c_out, affine=affine),
+            create_norm(norm, c_out, affine=affine),
         ]
         super().__init__(*layers)
 
@@ -229,7 +218,8 @@ class Inception(nn.Module):
     """Inception module: parallel 1x1, 3x3, 5x5 and pooling branches concatenated on channels.
 
     Branches (GoogLeNet Fig. 2b): 1x1; 1x1 reduce -> 3x3; 1x1 reduce -> 5x5; 3x3 pool -> 1x1
-    projection. Every conv is Conv-BN-ReLU (BN as from Inception v2). ``factorize_5x5=True``
+    projection. Every conv is a :class:`ConvNormAct` (Conv-BN-ReLU, BN as from Inception v2;
+    ``norm`` / ``act`` name other layers for create_norm / create_act). ``factorize_5x5=True``
     replaces the 5x5 by two 3x3 convs (Inception v2/v3). ``branch_channels`` gives the four
     output widths (default: ``c_out`` split evenly); the output has ``sum(branch_channels)``
     channels, in branch order. ``reduce_channels`` is the width of both 1x1 reductions (default
@@ -248,8 +238,14 @@ class Inception(nn.Module):
         reduce_channels: int | None = None,
         factorize_5x5: bool = False,
         pool: Literal["max", "avg"] = "max",
+        act: str = "relu",
+        norm: str = "bn",
     ) -> None:
         super().__init__()
+
+        def unit(ci: int, co: int, k: int = 1, s: int = 1, d: int = 1) -> ConvNormAct:
+            return ConvNormAct(ci, co, k, s, d, norm=norm, act=act)
+
         widths = tuple(branch_channels) if branch_channels is not None else split_channels(c_out, 4)
         if len(widths) != 4 or sum(widths) != c_out:
             raise ValueError(f"branch_channels {widths} must be 4 widths summing to c_out={c_out}")
@@ -257,22 +253,22 @@ class Inception(nn.Module):
         b1, b3, b5, bp = widths
         if factorize_5x5:
             five: list[nn.Module] = [
-                conv_bn_relu(red, b5, 3, 1, dilation),
-                conv_bn_relu(b5, b5, 3, stride, dilation),
+                unit(red, b5, 3, 1, dilation),
+                unit(b5, b5, 3, stride, dilation),
             ]
         else:
-            five = [conv_bn_relu(red, b5, 5, stride, dilation)]
+            five = [unit(red, b5, 5, stride, dilation)]
         pool_cls = nn.MaxPool2d if pool == "max" else nn.AvgPool2d
         pool_kw = {} if pool == "max" else {"count_include_pad": False}
         self.branches = nn.ModuleList(
             [
-                conv_bn_relu(c_in, b1, 1, stride),
+                unit(c_in, b1, 1, stride),
                 nn.Sequential(
-                    conv_bn_relu(c_in, red, 1), conv_bn_relu(red, b3, 3, stride, dilation)
+                    unit(c_in, red, 1), unit(red, b3, 3, stride, dilation)
                 ),
-                nn.Sequential(conv_bn_relu(c_in, red, 1), *five),
+                nn.Sequential(unit(c_in, red, 1), *five),
                 nn.Sequential(
-                    pool_cls(3, stride=stride, padding=1, **pool_kw), conv_bn_relu(c_in, bp, 1)
+                    pool_cls(3, stride=stride, padding=1, **pool_kw), unit(c_in, bp, 1)
                 ),
             ]
         )
@@ -286,19 +282,15 @@ class BlazeShortcut(nn.Module):
     """BlazeFace residual path: 2x2 max-pool when strided, zero channel padding when widening.
 
     Identity when ``stride == 1`` and ``c_in == c_out``. Deviation: BlazeFace only widens; a
-    narrowing block (``c_out < c_in``) projects with a 1x1 conv + BN instead.
+    narrowing block (``c_out < c_in``) projects with a 1x1 conv + norm instead.
     """
 
-    def __init__(self, c_in: int, c_out: int, stride: int) -> None:
+    def __init__(self, c_in: int, c_out: int, stride: int, norm: str = "bn") -> None:
         super().__init__()
         if stride not in (1, 2):
             raise ValueError(f"BlazeFace blocks support stride 1 or 2, got {stride}")
         self.stride, self.pad = stride, max(0, c_out - c_in)
-        self.project = (
-            nn.Sequential(nn.Conv2d(c_in, c_out, 1, bias=False), nn.BatchNorm2d(c_out))
-            if c_out < c_in
-            else None
-        )
+        self.project = ConvNormAct(c_in, c_out, 1, norm=norm, act=None) if c_out < c_in else None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.stride == 2:  # ceil_mode keeps ceil(H/2) rows for odd sizes
@@ -311,9 +303,15 @@ class BlazeShortcut(nn.Module):
 
 
 def blaze_unit(
-    c_in: int, c_out: int, stride: int, dilation: int, kernel_size: int, affine: bool = True
+    c_in: int,
+    c_out: int,
+    stride: int,
+    dilation: int,
+    kernel_size: int,
+    affine: bool = True,
+    norm: str = "bn",
 ) -> list[nn.Module]:
-    """Depthwise k x k (stride) -> pointwise 1x1 -> BN: the body of a BlazeBlock and of DARTS' DilConv."""
+    """Depthwise k x k (stride) -> pointwise 1x1 -> norm: the body of a BlazeBlock and of DARTS' DilConv."""
     return [
         nn.Conv2d(
             c_in,
@@ -326,18 +324,19 @@ def blaze_unit(
             bias=False,
         ),
         nn.Conv2d(c_in, c_out, 1, bias=False),
-        nn.BatchNorm2d(c_out, affine=affine),
+        create_norm(norm, c_out, affine=affine),
     ]
 
 
 class _BlazeBase(nn.Module):
-    """``ReLU(body(x) + shortcut(x))``; subclasses build ``body``."""
+    """``act(body(x) + shortcut(x))``; subclasses build ``body``, ``shortcut`` and ``act``."""
 
     body: nn.Sequential
     shortcut: BlazeShortcut
+    act: nn.Module
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return F.relu(self.body(x) + self.shortcut(x))
+        return self.act(self.body(x) + self.shortcut(x))
 
 
 @register_block("blaze", kind="conv", paper="BlazeFace (Bazarevsky et al. 2019)")
@@ -346,15 +345,24 @@ class BlazeBlock(_BlazeBase):
 
     The residual is the identity at stride 1 with ``c_in == c_out``; otherwise a 2x2 max-pool
     (stride 2) and zero channel padding (``c_out > c_in``), as in BlazeFace. BN after the
-    pointwise conv is the training-time form of the released (BN-folded) model.
+    pointwise conv is the training-time form of the released (BN-folded) model. ``norm`` /
+    ``act`` name the normalisations and the final activation (create_norm / create_act).
     """
 
     def __init__(
-        self, c_in: int, c_out: int, stride: int = 1, dilation: int = 1, kernel_size: int = 5
+        self,
+        c_in: int,
+        c_out: int,
+        stride: int = 1,
+        dilation: int = 1,
+        kernel_size: int = 5,
+        act: str = "relu",
+        norm: str = "bn",
     ) -> None:
         super().__init__()
-        self.body = nn.Sequential(*blaze_unit(c_in, c_out, stride, dilation, kernel_size))
-        self.shortcut = BlazeShortcut(c_in, c_out, stride)
+        self.body = nn.Sequential(*blaze_unit(c_in, c_out, stride, dilation, kernel_size, norm=norm))
+        self.shortcut = BlazeShortcut(c_in, c_out, stride, norm)
+        self.act = create_act(act)
 
 
 @register_block("double_blaze", kind="conv", paper="BlazeFace (Bazarevsky et al. 2019)")
@@ -365,7 +373,7 @@ class DoubleBlazeBlock(_BlazeBase):
 
     The bottleneck width ``mid_channels`` defaults to ``max(1, c_out // 4)`` (BlazeFace: 24 for
     96 output channels). The stride sits on the first depthwise conv; the residual is as in
-    ``blaze``.
+    ``blaze``. ``norm`` / ``act`` name every normalisation / activation (create_norm / create_act).
     """
 
     def __init__(
@@ -376,15 +384,18 @@ class DoubleBlazeBlock(_BlazeBase):
         dilation: int = 1,
         kernel_size: int = 5,
         mid_channels: int | None = None,
+        act: str = "relu",
+        norm: str = "bn",
     ) -> None:
         super().__init__()
         mid = mid_channels or max(1, c_out // 4)
         self.body = nn.Sequential(
-            *blaze_unit(c_in, mid, stride, dilation, kernel_size),
-            nn.ReLU(inplace=False),
-            *blaze_unit(mid, c_out, 1, dilation, kernel_size),
+            *blaze_unit(c_in, mid, stride, dilation, kernel_size, norm=norm),
+            create_act(act),
+            *blaze_unit(mid, c_out, 1, dilation, kernel_size, norm=norm),
         )
-        self.shortcut = BlazeShortcut(c_in, c_out, stride)
+        self.shortcut = BlazeShortcut(c_in, c_out, stride, norm)
+        self.act = create_act(act)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -418,26 +429,32 @@ class CoordChannels(nn.Module):
     face (centred on it, scaled by its size). Deviation: with no face detector in a generic
     block, the coordinates are relative to the image (x = -1 at the left column, +1 at the
     right; y likewise top to bottom), i.e. CoordConv-style. ``add_coords`` is the coordinate
-    step (``c_in + 2`` channels); the conv (``kernel_size``, default 1, with bias) maps them to
-    ``c_out`` at the given stride.
+    step (``c_in + 2`` channels); the conv (``kernel_size``, default 1) maps them to ``c_out`` at
+    the given stride. ``norm`` / ``act`` (default ``"none"``: a plain conv with bias) turn it into
+    a conv-norm-act unit, the conv keeping its bias only without a norm.
     """
 
     def __init__(
-        self, c_in: int, c_out: int, stride: int = 1, dilation: int = 1, kernel_size: int = 1
+        self,
+        c_in: int,
+        c_out: int,
+        stride: int = 1,
+        dilation: int = 1,
+        kernel_size: int = 1,
+        act: str = "none",
+        norm: str = "none",
     ) -> None:
         super().__init__()
-        self.conv = nn.Conv2d(
-            c_in + 2,
-            c_out,
-            check_odd(kernel_size),
-            stride=stride,
-            padding=same_padding(kernel_size, dilation),
-            dilation=dilation,
+        # the unit's layers as attributes, not a Sequential: the keys stay conv.weight / conv.bias
+        conv, norm_layer, *act_layer = ConvNormAct(
+            c_in + 2, c_out, check_odd(kernel_size), stride, dilation, norm=norm, act=act
         )
+        self.conv, self.norm = conv, norm_layer
+        self.act = act_layer[0] if act_layer else nn.Identity()
 
     @staticmethod
     def add_coords(x: torch.Tensor) -> torch.Tensor:
         return coordinate_channels(x)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.conv(coordinate_channels(x))
+        return self.act(self.norm(self.conv(coordinate_channels(x))))

@@ -28,8 +28,6 @@ from torch import nn
 from search_spaces.blocks._multiscale_ops import (
     AggregationNode,
     BasicBlock,
-    ConvNormAct,
-    NormKind,
     adaptive_avg_pool,
     ceil_div,
     features_arg,
@@ -39,6 +37,7 @@ from search_spaces.blocks._multiscale_ops import (
     resize,
 )
 from search_spaces.blocks.registry import register_block
+from search_spaces.layers import ConvNormAct
 
 # --------------------------------------------------------------------------------------------
 # Context pooling: ASPP, PPM
@@ -67,7 +66,8 @@ class ASPP(nn.Module):
 
     ``norm`` is the branches' normalisation; ``pool_norm`` (default: ``norm``) the pooling
     branch's. BatchNorm there fails at batch 1 in train mode (a 1x1 map has one value per
-    channel); use ``pool_norm="gn"`` or ``"none"`` for batch-1 training.
+    channel); use ``pool_norm="gn"`` or ``"none"`` for batch-1 training. ``act`` is every unit's
+    activation; all three are names for create_norm / create_act.
     """
 
     def __init__(
@@ -80,9 +80,10 @@ class ASPP(nn.Module):
         include_1x1: bool = True,
         image_pooling: bool = True,
         c_branch: int | None = None,
-        norm: NormKind = "bn",
-        pool_norm: NormKind | None = None,
+        norm: str = "bn",
+        pool_norm: str | None = None,
         dropout: float = 0.0,
+        act: str = "relu",
     ) -> None:
         super().__init__()
         c_branch = c_branch or c_out
@@ -90,17 +91,17 @@ class ASPP(nn.Module):
         self.rates = tuple(int(r) * dilation for r in rates)
         convs: list[nn.Module] = []
         if include_1x1:
-            convs.append(ConvNormAct(c_in, c_branch, 1, stride=stride, norm=norm))
+            convs.append(ConvNormAct(c_in, c_branch, 1, stride=stride, norm=norm, act=act))
         for r in self.rates:
-            convs.append(ConvNormAct(c_in, c_branch, 3, stride=stride, dilation=r, norm=norm))
+            convs.append(ConvNormAct(c_in, c_branch, 3, stride=stride, dilation=r, norm=norm, act=act))
         self.branches = nn.ModuleList(convs)
         self.pool = (
-            ConvNormAct(c_in, c_branch, 1, norm=pool_norm or norm) if image_pooling else None
+            ConvNormAct(c_in, c_branch, 1, norm=pool_norm or norm, act=act) if image_pooling else None
         )
         n_branches = len(convs) + int(image_pooling)
         if n_branches == 0:
             raise ValueError("ASPP needs at least one branch")
-        self.project = ConvNormAct(n_branches * c_branch, c_out, 1, norm=norm)
+        self.project = ConvNormAct(n_branches * c_branch, c_out, 1, norm=norm, act=act)
         self.dropout = nn.Dropout(dropout) if dropout > 0 else nn.Identity()
 
     @classmethod
@@ -141,6 +142,7 @@ class PPM(nn.Module):
     Pooling is two matrix products with constant averaging matrices so the block exports to
     ONNX compactly for any size. ``pool_norm`` (default ``norm``) normalises the pooled
     branches: BatchNorm on the 1x1 bin fails at batch 1 in train mode; use "gn" or "none".
+    ``act`` is every unit's activation (names for create_norm / create_act).
     """
 
     def __init__(
@@ -151,20 +153,21 @@ class PPM(nn.Module):
         dilation: int = 1,
         bins: Sequence[int] = (1, 2, 3, 6),
         c_branch: int | None = None,
-        norm: NormKind = "bn",
-        pool_norm: NormKind | None = None,
+        norm: str = "bn",
+        pool_norm: str | None = None,
         align_corners: bool = True,
         dropout: float = 0.0,
+        act: str = "relu",
     ) -> None:
         super().__init__()
         self.bins = tuple(int(b) for b in bins)
         c_branch = c_branch or max(1, c_in // len(self.bins))
         self.align_corners = align_corners
         self.stages = nn.ModuleList(
-            ConvNormAct(c_in, c_branch, 1, norm=pool_norm or norm) for _ in self.bins
+            ConvNormAct(c_in, c_branch, 1, norm=pool_norm or norm, act=act) for _ in self.bins
         )
         self.fuse = ConvNormAct(
-            c_in + len(self.bins) * c_branch, c_out, 3, stride=stride, dilation=dilation, norm=norm
+            c_in + len(self.bins) * c_branch, c_out, 3, stride, dilation, norm=norm, act=act
         )
         self.dropout = nn.Dropout(dropout) if dropout > 0 else nn.Identity()
 
@@ -311,8 +314,8 @@ class CascadeFeatureFusion(nn.Module):
     ) -> None:
         super().__init__()
         only_unit("cascade_feature_fusion", stride, None)
-        self.low = ConvNormAct(c_in, c_out, 3, dilation=rate * dilation, act=False)
-        self.high = ConvNormAct(c_high or c_in, c_out, 1, act=False)
+        self.low = ConvNormAct(c_in, c_out, 3, dilation=rate * dilation, act=None)
+        self.high = ConvNormAct(c_high or c_in, c_out, 1, act=None)
         self.classifier = nn.Conv2d(c_in, num_classes, 1) if aux else None
 
     def forward(
@@ -515,7 +518,7 @@ class _Tree(nn.Module):
         )
         # DLA creates ``project`` at every level but only a leaf's block uses it.
         self.project = (
-            ConvNormAct(c_in, c_out, 1, act=False) if levels == 1 and c_in != c_out else nn.Identity()
+            ConvNormAct(c_in, c_out, 1, act=None) if levels == 1 and c_in != c_out else nn.Identity()
         )
 
     def forward(self, x: torch.Tensor, children: list[torch.Tensor] | None = None) -> torch.Tensor:
@@ -675,12 +678,12 @@ class _XceptionDown(nn.Module):
     def __init__(self, c_in: int, c_out: int) -> None:
         super().__init__()
         self.body = nn.Sequential(
-            ConvNormAct(c_in, c_in, 3, groups=c_in, act=False),
+            ConvNormAct(c_in, c_in, 3, groups=c_in, act=None),
             ConvNormAct(c_in, c_out, 1),
-            ConvNormAct(c_out, c_out, 3, stride=2, groups=c_out, act=False),
-            ConvNormAct(c_out, c_out, 1, act=False),
+            ConvNormAct(c_out, c_out, 3, stride=2, groups=c_out, act=None),
+            ConvNormAct(c_out, c_out, 1, act=None),
         )
-        self.shortcut = ConvNormAct(c_in, c_out, 1, stride=2, act=False)
+        self.shortcut = ConvNormAct(c_in, c_out, 1, stride=2, act=None)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return F.relu(self.body(x) + self.shortcut(x))
@@ -723,7 +726,7 @@ class DualEncoder(nn.Module):
         local_downsamplings: int = 2,
         context_downsamplings: int = 4,
         context_rates: Sequence[int] = (6, 12, 18),
-        context_pool_norm: NormKind = "bn",
+        context_pool_norm: str = "bn",
     ) -> None:
         super().__init__()
         only_unit("dual_encoder", stride, dilation)

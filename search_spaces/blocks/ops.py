@@ -10,14 +10,18 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from search_spaces.layers import create_act, create_norm, same_padding
 
-def same_padding(kernel_size: int, dilation: int = 1) -> int:
-    """Padding that keeps the spatial size at stride 1 (odd kernels)."""
-    return dilation * (kernel_size - 1) // 2
+__all__ = ["FactorizedReduce", "ReLUConvBN", "Zero", "same_padding"]
 
 
 class ReLUConvBN(nn.Sequential):
-    """ReLU -> Conv -> BatchNorm, the DARTS / NAS-Bench-201 ``nor_conv`` unit."""
+    """ReLU -> Conv -> BatchNorm, the DARTS / NAS-Bench-201 ``nor_conv`` unit.
+
+    Pre-activation order (act -> conv -> norm), so not a :class:`~search_spaces.layers.ConvNormAct`.
+    ``act`` / ``norm`` (names for ``create_act`` / ``create_norm``) swap the two layers in place for
+    blocks that expose those options; the DARTS cell ops keep the paper's ReLU and BN.
+    """
 
     def __init__(
         self,
@@ -28,9 +32,12 @@ class ReLUConvBN(nn.Sequential):
         dilation: int = 1,
         affine: bool = True,
         groups: int = 1,
+        *,
+        act: str = "relu",
+        norm: str = "bn",
     ) -> None:
         super().__init__(
-            nn.ReLU(inplace=False),
+            create_act(act),
             nn.Conv2d(
                 c_in,
                 c_out,
@@ -41,7 +48,7 @@ class ReLUConvBN(nn.Sequential):
                 groups=groups,
                 bias=False,
             ),
-            nn.BatchNorm2d(c_out, affine=affine),
+            create_norm(norm, c_out, affine=affine),
         )
 
 

@@ -16,8 +16,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from search_spaces.blocks.ops import same_padding
 from search_spaces.blocks.registry import register_block
+from search_spaces.layers import ConvNormAct, create_act, same_padding
 
 # --------------------------------------------------------------------------------------------
 # shared helpers
@@ -78,25 +78,6 @@ class _Conv3d(nn.Module):
             mode = "constant" if self.time_padding == "zeros" else "replicate"
             x = F.pad(x, (0, 0, 0, 0, *self.time_pad), mode=mode)
         return self.conv(x)
-
-
-def _conv_bn(
-    c_in: int,
-    c_out: int,
-    kernel: tuple[int, int, int],
-    stride: int = 1,
-    dilation: int = 1,
-    relu: bool = True,
-    time_stride: int = 1,
-) -> nn.Sequential:
-    """Conv3d -> BatchNorm3d (-> ReLU): the unit every 3D CNN stacks."""
-    layers: list[nn.Module] = [
-        _Conv3d(c_in, c_out, kernel, stride, dilation, time_stride=time_stride),
-        nn.BatchNorm3d(c_out),
-    ]
-    if relu:
-        layers.append(nn.ReLU(inplace=False))
-    return nn.Sequential(*layers)
 
 
 # --------------------------------------------------------------------------------------------
@@ -276,6 +257,8 @@ class MiCTBlock(nn.Module):
     exactly the 3D conv's output positions for any T (padding ``(kt-1)//2`` / ``kt//2``), so the
     two terms always align. With the default ``time_stride=1`` the block is standard (T kept); the
     paper's tubes also stride in time (``time_stride>1`` gives ``ceil(T/time_stride)`` frames).
+    The units are 3D :class:`ConvNormAct`; ``act`` / ``norm`` name their activation and
+    normalisation (create_act / create_norm).
     """
 
     def __init__(
@@ -287,21 +270,28 @@ class MiCTBlock(nn.Module):
         time_kernel: int = 3,
         time_stride: int = 1,
         depth_2d: int = 1,
+        act: str = "relu",
+        norm: str = "bn",
     ) -> None:
         super().__init__()
         self.time_stride = time_stride
-        self.conv3d = _conv_bn(
-            c_in, c_out, (time_kernel, 3, 3), stride, dilation, relu=False, time_stride=time_stride
-        )
-        self.conv2d = _conv_bn(c_in, c_out, (1, 3, 3), stride, dilation, relu=False)
-        self.relu = nn.ReLU(inplace=False)
+        conv3d = _Conv3d(c_in, c_out, (time_kernel, 3, 3), stride, dilation, time_stride=time_stride)
+        self.conv3d = ConvNormAct(c_in, c_out, conv=conv3d, dims=3, norm=norm, act=None)
+        conv2d = _Conv3d(c_in, c_out, (1, 3, 3), stride, dilation)
+        self.conv2d = ConvNormAct(c_in, c_out, conv=conv2d, dims=3, norm=norm, act=None)
+        self.act = create_act(act)
         self.serial = nn.Sequential(
-            *(_conv_bn(c_out, c_out, (1, 3, 3), 1, dilation) for _ in range(depth_2d))
+            *(
+                ConvNormAct(
+                    c_out, c_out, conv=_Conv3d(c_out, c_out, (1, 3, 3), 1, dilation), dims=3, norm=norm, act=act
+                )
+                for _ in range(depth_2d)
+            )
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         frames = x[:, :, :: self.time_stride] if self.time_stride > 1 else x
-        return self.serial(self.relu(self.conv3d(x) + self.conv2d(frames)))
+        return self.serial(self.act(self.conv3d(x) + self.conv2d(frames)))
 
 
 # --------------------------------------------------------------------------------------------
@@ -332,7 +322,8 @@ class FAST3D(nn.Module):
     The intermediate width (paper: not fixed by the block) defaults, as in R(2+1)D's
     parameter-matching rule, to the largest ``mid`` whose conv weights stay within
     ``param_ratio`` (default 0.5) of a full 3×3×3 conv's, so the block is always lighter than the
-    3×3×3 it replaces; ``mid_channels`` overrides it.
+    3×3×3 it replaces; ``mid_channels`` overrides it. The units are 3D :class:`ConvNormAct`;
+    ``act`` / ``norm`` name their activation and normalisation (create_act / create_norm).
     """
 
     def __init__(
@@ -344,6 +335,8 @@ class FAST3D(nn.Module):
         mid_channels: int | None = None,
         param_ratio: float = 0.5,
         parallel: bool = False,
+        act: str = "relu",
+        norm: str = "bn",
     ) -> None:
         super().__init__()
         if mid_channels is None:
@@ -354,16 +347,23 @@ class FAST3D(nn.Module):
         self.mid_channels = mid_channels
         self.parallel = parallel
         m, d = mid_channels, dilation
-        self.spatial = _conv_bn(c_in, m, (1, 3, 3), stride, d)  # HW plane
-        self.horizontal = _conv_bn(m, c_out if parallel else m, (3, 1, 3), 1, d, relu=not parallel)
-        self.vertical = _conv_bn(m, c_out, (3, 3, 1), 1, d, relu=False)  # TH plane
-        self.relu = nn.ReLU(inplace=False)
+        c_h = c_out if parallel else m
+        self.spatial = ConvNormAct(  # HW plane
+            c_in, m, conv=_Conv3d(c_in, m, (1, 3, 3), stride, d), dims=3, norm=norm, act=act
+        )
+        self.horizontal = ConvNormAct(  # TW plane
+            m, c_h, conv=_Conv3d(m, c_h, (3, 1, 3), 1, d), dims=3, norm=norm, act=None if parallel else act
+        )
+        self.vertical = ConvNormAct(  # TH plane
+            m, c_out, conv=_Conv3d(m, c_out, (3, 3, 1), 1, d), dims=3, norm=norm, act=None
+        )
+        self.act = create_act(act)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         s = self.spatial(x)
         if self.parallel:
-            return self.relu(self.horizontal(s) + self.vertical(s))
-        return self.relu(self.vertical(self.horizontal(s)))
+            return self.act(self.horizontal(s) + self.vertical(s))
+        return self.act(self.vertical(self.horizontal(s)))
 
 
 # --------------------------------------------------------------------------------------------
@@ -537,7 +537,8 @@ class SlowFastBlock(nn.Module):
 
     Simplification: one conv unit per pathway stands for a stage's residual bottlenecks. To start
     a network from one clip ``[N,C,αT,H,W]``, feed ``clip[:, :, ::alpha]`` and the clip through
-    separate stems, as SlowFast does.
+    separate stems, as SlowFast does. The lateral and pathway units are 3D :class:`ConvNormAct`;
+    ``act`` / ``norm`` name their activation and normalisation (create_act / create_norm).
     """
 
     def __init__(
@@ -551,25 +552,27 @@ class SlowFastBlock(nn.Module):
         slow_time_kernel: int = 1,
         fast_time_kernel: int = 3,
         lateral_kernel: int = 5,
+        act: str = "relu",
+        norm: str = "bn",
     ) -> None:
         super().__init__()
         self.alpha = alpha
         fast_in, fast_out = _fast_channels(c_in, beta), _fast_channels(c_out, beta)
         self.fast_in = fast_in
-        self.lateral = nn.Sequential(
-            nn.Conv3d(
-                fast_in,
-                2 * fast_in,
-                (lateral_kernel, 1, 1),
-                stride=(alpha, 1, 1),
-                padding=(lateral_kernel // 2, 0, 0),
-                bias=False,
-            ),
-            nn.BatchNorm3d(2 * fast_in),
-            nn.ReLU(inplace=False),
+        lateral = nn.Conv3d(
+            fast_in,
+            2 * fast_in,
+            (lateral_kernel, 1, 1),
+            stride=(alpha, 1, 1),
+            padding=(lateral_kernel // 2, 0, 0),
+            bias=False,
         )
-        self.slow = _conv_bn(c_in + 2 * fast_in, c_out, (slow_time_kernel, 3, 3), stride, dilation)
-        self.fast = _conv_bn(fast_in, fast_out, (fast_time_kernel, 3, 3), stride, dilation)
+        self.lateral = ConvNormAct(fast_in, 2 * fast_in, conv=lateral, dims=3, norm=norm, act=act)
+        c_slow = c_in + 2 * fast_in
+        slow = _Conv3d(c_slow, c_out, (slow_time_kernel, 3, 3), stride, dilation)
+        self.slow = ConvNormAct(c_slow, c_out, conv=slow, dims=3, norm=norm, act=act)
+        fast = _Conv3d(fast_in, fast_out, (fast_time_kernel, 3, 3), stride, dilation)
+        self.fast = ConvNormAct(fast_in, fast_out, conv=fast, dims=3, norm=norm, act=act)
 
     def forward(self, slow: torch.Tensor, fast: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         if fast.shape[1] != self.fast_in or fast.shape[2] != self.alpha * slow.shape[2]:
@@ -665,7 +668,8 @@ class STAttention(nn.Module):
     weights, to be added to the training loss with the user's coefficients.
 
     Deviation: the paper's ConvLSTM over feature maps is replaced by an LSTM cell over pooled
-    features that only drives the temporal attention.
+    features that only drives the temporal attention. ``act`` / ``norm`` name the activation and
+    normalisation of the mask's and the projection's 3D :class:`ConvNormAct` units.
     """
 
     def __init__(
@@ -676,12 +680,16 @@ class STAttention(nn.Module):
         dilation: int = 1,
         mask_hidden: int | None = None,
         hidden: int | None = None,
+        act: str = "relu",
+        norm: str = "bn",
     ) -> None:
         super().__init__()
         mask_hidden = mask_hidden or max(1, c_in // 2)
         hidden = hidden or c_in
         self.mask = nn.Sequential(
-            _conv_bn(c_in, mask_hidden, (1, 3, 3)),
+            ConvNormAct(
+                c_in, mask_hidden, conv=_Conv3d(c_in, mask_hidden, (1, 3, 3)), dims=3, norm=norm, act=act
+            ),
             _Conv3d(mask_hidden, 1, (1, 3, 3), bias=True),
             nn.Sigmoid(),
         )
@@ -691,7 +699,8 @@ class STAttention(nn.Module):
         self.query = nn.Linear(hidden, hidden, bias=False)
         self.score = nn.Linear(hidden, 1, bias=False)  # a bias would cancel in the softmax
         self.cell = nn.LSTMCell(c_in, hidden)
-        self.project = _conv_bn(c_in, c_out, (1, 3, 3), stride, dilation)
+        project = _Conv3d(c_in, c_out, (1, 3, 3), stride, dilation)
+        self.project = ConvNormAct(c_in, c_out, conv=project, dims=3, norm=norm, act=act)
 
     def attend(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """``(output, spatial masks [N,1,T,H,W], temporal weights [N,T steps,T frames])``."""

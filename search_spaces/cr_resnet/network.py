@@ -20,8 +20,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from search_spaces.blocks._multiscale_ops import BasicBlock, ConvNormAct, resize
+from search_spaces.blocks._multiscale_ops import BasicBlock, resize
 from search_spaces.blocks.multiscale import ASPP, FPN
+from search_spaces.layers import ConvNormAct
 from search_spaces.seg_hierarchical.network import aspp_rates_at
 
 BLOCKS = ("bottleneck", "basic")
@@ -45,11 +46,11 @@ class Bottleneck(nn.Module):
         self.body = nn.Sequential(
             ConvNormAct(c_in, inner, 1),
             ConvNormAct(inner, inner, 3, stride=stride, dilation=dilation),
-            ConvNormAct(inner, c_out, 1, act=False),
+            ConvNormAct(inner, c_out, 1, act=None),
         )
         self.shortcut: nn.Module = nn.Identity()
         if stride != 1 or c_in != c_out:
-            self.shortcut = ConvNormAct(c_in, c_out, 1, stride=stride, act=False)
+            self.shortcut = ConvNormAct(c_in, c_out, 1, stride=stride, act=None)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return F.relu(self.body(x) + self.shortcut(x))

@@ -25,10 +25,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from search_spaces.blocks.conv import conv_bn_relu
 from search_spaces.blocks.multiscale import ASPP
+from search_spaces.layers import ConvNormAct
 from search_spaces.seg_hierarchical.genotype import Block
-from search_spaces.seg_hierarchical.ops import Preprocess, conv_bn, level_sizes, make_op, stem_strides
+from search_spaces.seg_hierarchical.ops import Preprocess, level_sizes, make_op, stem_strides
 
 
 class Cell(nn.Module):
@@ -53,8 +53,8 @@ class DeepLabV3PlusDecoder(nn.Module):
 
     def __init__(self, c_high: int, c_low: int, c_out: int = 256, c_low_proj: int = 48) -> None:
         super().__init__()
-        self.low = conv_bn_relu(c_low, c_low_proj, 1)
-        self.fuse = nn.Sequential(conv_bn_relu(c_high + c_low_proj, c_out, 3), conv_bn_relu(c_out, c_out, 3))
+        self.low = ConvNormAct(c_low, c_low_proj, 1)
+        self.fuse = nn.Sequential(ConvNormAct(c_high + c_low_proj, c_out, 3), ConvNormAct(c_out, c_out, 3))
 
     def forward(self, high: torch.Tensor, low: torch.Tensor) -> torch.Tensor:
         high = F.interpolate(high, size=low.shape[-2:], mode="bilinear", align_corners=False)
@@ -87,9 +87,9 @@ class SegHierarchicalNet(nn.Module):
         s0, s2 = stem_strides(stem_stride)
         blocks = len(cell)
         self.path = [int(p) for p in path]
-        self.stem0 = conv_bn(in_channels, c0, s0, relu=True)
-        self.stem1 = conv_bn(c0, c1, 1, relu=False)
-        self.stem2 = nn.Sequential(nn.ReLU(inplace=False), conv_bn(c1, c2, s2, relu=False))
+        self.stem0 = ConvNormAct(in_channels, c0, 3, s0)
+        self.stem1 = ConvNormAct(c0, c1, 3, act=None)
+        self.stem2 = nn.Sequential(nn.ReLU(inplace=False), ConvNormAct(c1, c2, 3, s2, act=None))
         widths = [c1, c2]  # channels of H(l-2), H(l-1) before layer 0
         prev_level = 0
         cells = []

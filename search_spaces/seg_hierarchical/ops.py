@@ -72,14 +72,6 @@ def stem_strides(stem_stride: int) -> tuple[int, int]:
     return {4: (2, 2), 2: (2, 1), 1: (1, 1)}[stem_stride]
 
 
-def conv_bn(c_in: int, c_out: int, stride: int, relu: bool) -> nn.Sequential:
-    """3x3 conv -> BN (-> ReLU): the stem unit."""
-    layers: list[nn.Module] = [nn.Conv2d(c_in, c_out, 3, stride=stride, padding=1, bias=False), nn.BatchNorm2d(c_out)]
-    if relu:
-        layers.append(nn.ReLU(inplace=False))
-    return nn.Sequential(*layers)
-
-
 def level_sizes(size: tuple[int, int] | torch.Size, levels: int = 4) -> list[tuple[int, int]]:
     """Spatial sizes of levels 0..levels-1 from the level-0 size (ceil halving, as stride-2 convs)."""
     h, w = int(size[0]), int(size[1])

@@ -45,11 +45,12 @@ from torch import nn
 
 from automl.types import Arch, Task
 from search_spaces.blocks.multiscale import ASPP
+from search_spaces.layers import ConvNormAct
 from search_spaces.seg_hierarchical.decode import decode_cell
 from search_spaces.seg_hierarchical.genotype import LEVELS, OPS, Block, edge_index, genotype_to_arch, num_edges
 from search_spaces.seg_hierarchical.latency import arch_latency, expected_latency, latency_keys, level_sites
 from search_spaces.seg_hierarchical.node import Mixing, Node, source_edges
-from search_spaces.seg_hierarchical.ops import conv_bn, level_sizes, stem_strides
+from search_spaces.seg_hierarchical.ops import level_sizes, stem_strides
 from search_spaces.seg_hierarchical.paths import k_best_paths, reachable, relative_to_uniform, transition_mask
 from search_spaces.supernet.skip_limit import check_max_skips, limit_skips
 from search_spaces.supernet.contract import Supernet
@@ -102,8 +103,8 @@ class SegHierarchicalSupernet(Supernet):
         self.source_rows = source_edges(b)
 
         s0, s1 = stem_strides(space.stem_stride)
-        self.stem0 = conv_bn(task.in_channels, b * f // 2, s0, relu=True)
-        self.stem1 = conv_bn(b * f // 2, b * f, s1, relu=False)
+        self.stem0 = ConvNormAct(task.in_channels, b * f // 2, 3, s0)
+        self.stem1 = ConvNormAct(b * f // 2, b * f, 3, s1, act=None)
         width = {(-2, -1): b * f // 2, (-1, 0): b * f}  # (layer, level) -> channels
         self.prev_prev_of: dict[tuple[int, int], tuple[int, int]] = {}
         self.nodes = nn.ModuleDict()
