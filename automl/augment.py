@@ -2,6 +2,9 @@
 
 * classification: random crop with zero padding (4 pixels, as DARTS' ``RandomCrop(32,
   padding=4)``) and a horizontal flip with probability 1/2, per sample;
+* video clips ``[N, C, T, H, W]`` with labels: the same random crop for every frame of a clip and
+  no flip (a mirrored clip reverses horizontal motion, the very label of motion classes such as
+  ``moving-shapes``' left / right);
 * segmentation: a random scale in [0.5, 2.0] (bilinear image, nearest mask), then a random crop
   back to the batch's size (padding with 0 / ``ignore_index`` where the scaled sample is
   smaller) and a horizontal flip, per sample (Auto-DeepLab's random scale + crop + flip).
@@ -30,21 +33,22 @@ def _offset(limit: int, generator: torch.Generator) -> int:
 
 def augment(images: torch.Tensor, targets: torch.Tensor, generator: torch.Generator, *,
             ignore_index: int = -100) -> tuple[torch.Tensor, torch.Tensor]:
-    """The batch ``images [N, C, H, W]`` with ``targets`` (``[N]`` labels or ``[N, H, W]`` masks),
-    augmented per sample (see the module docstring); shapes are kept."""
+    """The batch ``images [N, C, H, W]`` (or clips ``[N, C, T, H, W]``) with ``targets`` (``[N]``
+    labels or ``[N, H, W]`` masks), augmented per sample (see the module docstring); shapes are kept."""
     if targets.dim() == 1:
-        return _classification(images, generator), targets
+        return _classification(images, generator, flip=images.dim() == 4), targets
     return _segmentation(images, targets, generator, ignore_index)
 
 
-def _classification(images: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-    n, _, h, w = images.shape
+def _classification(images: torch.Tensor, generator: torch.Generator, flip: bool = True) -> torch.Tensor:
+    """Pad-and-crop (and flip) the last two axes of each sample: every frame of a clip alike."""
+    n, h, w = images.shape[0], images.shape[-2], images.shape[-1]
     padded = F.pad(images, (PADDING, PADDING, PADDING, PADDING))
     out = torch.empty_like(images)
     for i in range(n):
         top, left = _offset(2 * PADDING, generator), _offset(2 * PADDING, generator)
-        crop = padded[i, :, top : top + h, left : left + w]
-        out[i] = crop.flip(-1) if _rand(generator) < 0.5 else crop
+        crop = padded[i, ..., top : top + h, left : left + w]
+        out[i] = crop.flip(-1) if flip and _rand(generator) < 0.5 else crop
     return out
 
 

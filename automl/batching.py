@@ -1,6 +1,6 @@
 """Compactly stored samples and their per-batch conversion, shared by training and search.
 
-Datasets hold images as ``uint8 [N, C, H, W]`` and targets in the smallest integer type that
+Datasets hold images as ``uint8 [N, C, H, W]`` (video clips ``[N, C, T, H, W]``) and targets in the smallest integer type that
 holds the class ids and the ignore index (:func:`compact_dtype`: ``uint8`` for Cityscapes' 19
 classes + 255), so a 2,975-image 512×1024 segmentation set takes 6.2 GB instead of the 31 GB of
 ``float32`` images and ``int64`` masks. :func:`to_batch` selects a batch's rows, moves them to
@@ -39,14 +39,16 @@ def nbytes(*tensors: torch.Tensor) -> int:
 
 
 @functools.lru_cache(maxsize=32)
-def _stats(mean: tuple[float, ...], std: tuple[float, ...], device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
-    """``mean`` / ``std`` as ``[1, C, 1, 1]`` tensors on ``device``, made once (no copy per batch)."""
-    return (torch.tensor(mean, device=device).view(1, -1, 1, 1), torch.tensor(std, device=device).view(1, -1, 1, 1))
+def _stats(mean: tuple[float, ...], std: tuple[float, ...], device: torch.device,
+           ndim: int = 4) -> tuple[torch.Tensor, torch.Tensor]:
+    """``mean`` / ``std`` as ``[1, C, 1, 1]`` tensors (``ndim`` axes) on ``device``, made once (no copy per batch)."""
+    shape = (1, -1, *(1,) * (ndim - 2))
+    return torch.tensor(mean, device=device).view(shape), torch.tensor(std, device=device).view(shape)
 
 
 def normalize(images: torch.Tensor, stats: Stats) -> torch.Tensor:
-    """``uint8 [N, C, H, W]`` -> ``float32`` ``(pixel / 255 - mean) / std`` on the images' device."""
-    mean, std = _stats(tuple(stats[0]), tuple(stats[1]), images.device)
+    """``uint8 [N, C, H, W]`` (or ``[N, C, T, H, W]``) -> ``float32`` ``(pixel / 255 - mean) / std`` on the images' device."""
+    mean, std = _stats(tuple(stats[0]), tuple(stats[1]), images.device, images.dim())
     return images.float().mul_(1.0 / 255.0).sub_(mean).div_(std)
 
 

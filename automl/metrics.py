@@ -18,7 +18,7 @@ def confusion(logits: torch.Tensor, targets: torch.Tensor, num_classes: int, ign
 
 
 def summary(counts: torch.Tensor, num_classes: int, kind: str) -> dict[str, float]:
-    """``acc`` (classification) or ``miou`` and ``pixel_acc`` (segmentation) from :func:`confusion`
+    """``acc`` (classification, video) or ``miou`` and ``pixel_acc`` (segmentation) from :func:`confusion`
     counts; mean IoU averages the classes that occur in the targets or the predictions. Empty
     counts give an empty dict."""
     matrix = counts.view(num_classes, num_classes).double().cpu()
@@ -26,7 +26,7 @@ def summary(counts: torch.Tensor, num_classes: int, kind: str) -> dict[str, floa
     if total == 0:
         return {}
     correct = float(matrix.diag().sum())
-    if kind == "classification":
+    if kind in ("classification", "video"):  # video: one label per clip
         return {"acc": correct / total}
     union = matrix.sum(0) + matrix.sum(1) - matrix.diag()
     present = union > 0

@@ -32,6 +32,8 @@ BUILTIN: dict[str, dict[str, str]] = {
         "nasnet": "search_spaces.nasnet:NasnetSpace",
         "morph": "search_spaces.morph:MorphSpace",
         "cr-resnet": "search_spaces.cr_resnet:CRResNetSpace",
+        "mobile": "search_spaces.mobile:MobileSpace",
+        "video": "search_spaces.video:VideoSpace",
     },
     "controller": {
         "random": "controllers.random_search:RandomSearch",

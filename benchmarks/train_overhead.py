@@ -49,7 +49,7 @@ def make_model(dataset: Dataset) -> nn.Module:
     """digits: a two-conv CNN; shapes: a depth-2 seg-unet."""
     torch.manual_seed(0)
     if dataset.task.kind == "segmentation":
-        arch = {"depth": 2, "width": 16, "block1": "conv3", "block2": "conv3", "block3": "conv3", "skip": "on"}
+        arch = {**SegUNetSpace.presets()["unet"], "depth": 2, "width": 16}
         return SegUNetSpace().build(arch, dataset.task)
     c, (h, w), k = dataset.task.in_channels, dataset.task.input_size, dataset.task.num_classes
     return nn.Sequential(

@@ -1,10 +1,12 @@
 """``train``: train the built network on ``ctx.dataset`` and report validation metrics.
 
-Classification reports ``val_acc`` (top-1 in [0, 1]); segmentation reports ``val_miou`` (mean
+Classification and video (one label per clip ``[N, C, T, H, W]``) report ``val_acc`` (top-1 in [0, 1]); segmentation reports ``val_miou`` (mean
 over classes of TP / (TP + FP + FN) from the confusion matrix of all validation pixels, classes
 absent from both prediction and truth left out) and ``val_pixel_acc``; pixels equal to the
 dataset's ``ignore_index`` count for nothing (PASCAL VOC convention). Logits whose size differs
-from the mask are resized bilinearly (output-stride networks such as DeepLab).
+from the mask are resized bilinearly (output-stride networks such as DeepLab). A model that returns
+a tuple in training mode (deep supervision, DARTS' auxiliary head) adds 0.4 x the loss of every
+output after the first (:data:`AUX_WEIGHT`).
 
 Training stops at the first non-finite loss (checked every step on the CPU, every
 :data:`NONFINITE_CHECK_EVERY` steps on CUDA) and the trial fails with that reason.
@@ -53,7 +55,7 @@ from evaluators.base import EvalContext, EvaluationError, Evaluator, TrialPruned
 from automl.metrics import confusion, summary
 from automl.types import Arch, Task
 
-PRIMARY = {"classification": "val_acc", "segmentation": "val_miou"}
+PRIMARY = {"classification": "val_acc", "segmentation": "val_miou", "video": "val_acc"}  # video: clip labels
 
 
 class TrainEvaluator(Evaluator):
@@ -163,7 +165,7 @@ class TrainEvaluator(Evaluator):
             raise EvaluationError("train: ctx.dataset is not set; the run must load a dataset (e.g. digits, shapes)")
         kind = data.task.kind
         if kind not in PRIMARY:
-            raise EvaluationError(f"train: dataset {data.spec!r} is {kind}; accepted: classification, segmentation")
+            raise EvaluationError(f"train: dataset {data.spec!r} is {kind}; accepted: {', '.join(PRIMARY)}")
         if ctx.task.kind != kind:
             raise EvaluationError(f"train: the task is {ctx.task.kind} but dataset {data.spec!r} is {kind}")
         if not isinstance(model, nn.Module):
@@ -240,12 +242,13 @@ class TrainEvaluator(Evaluator):
                 for group, base in zip(optimizer.param_groups, base_lrs):
                     group["lr"] = base * factor
                 with _autocast(amp_dtype):
-                    out = _logits(model(x))
+                    raw = model(x)
+                    out = _logits(raw)
                     if step == 0:
                         resize = _check_output(out, y, kind, num_classes)
                     if resize:
                         out = F.interpolate(out, size=y.shape[-2:], mode="bilinear", align_corners=False)
-                    loss = criterion(out, y)
+                    loss = criterion(out, y) + _aux_loss(raw, y, criterion)
                 optimizer.zero_grad(set_to_none=True)
                 if scaler is not None:
                     scaler.scale(loss).backward()
@@ -367,10 +370,26 @@ def _logits(out: Any) -> torch.Tensor:
     raise EvaluationError(f"train: the model returned {type(out).__name__}; expected logits (a tensor)")
 
 
+AUX_WEIGHT = 0.4  # PSPNet's auxiliary-loss weight (also DARTS' auxiliary_weight); UNet++ averages instead
+
+
+def _aux_loss(out: Any, y: torch.Tensor, criterion: nn.Module) -> torch.Tensor | float:
+    """Deep supervision: ``AUX_WEIGHT`` x the loss of each further logits of a tuple output (train mode)."""
+    if not isinstance(out, (tuple, list)) or len(out) < 2:
+        return 0.0
+    total: torch.Tensor | float = 0.0
+    for aux in out[1:]:
+        aux = _logits(aux)
+        if aux.ndim == 4 and aux.shape[-2:] != y.shape[-2:]:
+            aux = F.interpolate(aux, size=y.shape[-2:], mode="bilinear", align_corners=False)
+        total = total + AUX_WEIGHT * criterion(aux, y)
+    return total
+
+
 def _check_output(out: torch.Tensor, y: torch.Tensor, kind: str, num_classes: int) -> bool:
     """Raise on logits of the wrong shape; return whether segmentation logits need resizing."""
     shape = list(out.shape)
-    if kind == "classification":
+    if kind in ("classification", "video"):
         if shape != [y.shape[0], num_classes]:
             raise EvaluationError(f"train: model output {shape} but the dataset needs [N, {num_classes}] logits")
         return False

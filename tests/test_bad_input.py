@@ -122,8 +122,9 @@ CASES: list[tuple[list[str], str]] = [
      "reference 'seg-unet:unet': space 'seg-unet' builds segmentation networks but this run's task is classification"),
     (["search", *TABLE_RUN, "--reference", "unet"], "reference 'unet': unknown nb201 preset 'unet'; known: none"),
     (["search", *TABLE_RUN, "--reference", "segunet:unet"], "reference 'segunet:unet': unknown space 'segunet'"),
-    (["search", "--space", "seg-unet", "--reference", "seg-unet:unet++"],
-     "reference 'seg-unet:unet++': unknown seg-unet preset 'unet++'; known: ['unet']"),
+    (["search", "--space", "seg-unet", "--reference", "seg-unet:segnet"],
+     ("reference 'seg-unet:segnet': unknown seg-unet preset 'segnet'; known: ['attention-unet', 'deeplab-aspp', "
+      "'dla-seg', 'icnet', 'pan', 'panoptic-fpn-semantic', 'unet', 'unet++']")),
     (["search", "--space", "seg-hierarchical", "--set", "space.stem_stride=3"],
      "stem_stride must be one of 4, 2, 1, got 3"),
     (["latency-table", "--space", "nosuch"], "unknown space 'nosuch'"),

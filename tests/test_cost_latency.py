@@ -56,7 +56,7 @@ def test_cost_counts_shared_parameters_once_and_keeps_the_mode():
 
 def test_cost_on_seg_unet_odd_size():
     space = SegUNetSpace()
-    model = space.build({"depth": 3, "width": 8, "block1": "sep3", "block2": "dil3", "block3": "conv3", "skip": "on"})
+    model = space.build({**space.preset("unet"), "width": 8, "block1": "sep_conv", "block2": "dil_conv"})
     out = CostEvaluator(input_size=[33, 31]).evaluate({}, model, ctx(space.default_task))
     assert out["params"] == sum(p.numel() for p in model.parameters())
     assert out["flops_M"] > 0 and out["act_MB"] > 0
@@ -105,7 +105,7 @@ def test_latency_onnxruntime():
 def test_latency_onnxruntime_dynamo_exporter():
     pytest.importorskip("onnxscript")
     space = SegUNetSpace()
-    model = space.build({"depth": 2, "width": 8, "block1": "conv3", "block2": "sep3", "block3": "conv3", "skip": "on"})
+    model = space.build({**space.preset("unet"), "depth": 2, "width": 8, "block2": "sep_conv"})
     out = LatencyEvaluator(repeats=5, onnxruntime=True).evaluate({}, model, ctx(space.default_task))
     assert out["latency_ort_ms"] > 0
 

@@ -112,7 +112,7 @@ def test_shapes_rewards_architecture():
         return TrainEvaluator(epochs=epochs, batch_size=8, **opts).evaluate({}, model, ctx)
 
     torch.manual_seed(0)
-    unet = space.build({"depth": 2, "width": 16, "block1": "conv3", "block2": "conv3", "block3": "conv3", "skip": "on"})
+    unet = space.build({**space.preset("unet"), "depth": 2, "width": 16})
     good = score(unet, 3, optimizer="sgd", lr=0.1)
     single = []
     for opts in ({"optimizer": "adamw", "lr": 3e-3}, {"optimizer": "adamw", "lr": 1e-2}):  # its best settings
@@ -332,10 +332,10 @@ def test_cifar10_errors(tmp_path):
         ("digits", {"task_kind": "segmentation"}, "is for classification but the task is segmentation"),
         ("shapes", {"task_kind": "classification"}, "classification datasets: digits, npz:PATH"),
         (None, {}, "no dataset spec and no task_kind"),
-        ("digits", {"task_kind": "video"}, "task_kind must be"),
+        ("digits", {"task_kind": "detection"}, "task_kind must be"),
         ("digits", {"val_fraction": 0.0}, r"val_fraction must be in \(0, 1\)"),
         ("digits", {"val_fraction": "0.2"}, r"val_fraction must be in \(0, 1\)"),
-        ("digits", {"num_samples": 10}, "num_samples only applies to the shapes"),
+        ("digits", {"num_samples": 10}, "num_samples only applies to shapes, moving-shapes"),
         ("digits", {"image_size": 16}, "image_size applies to shapes"),
         ("shapes", {"image_size": (2, 2)}, "image_size must be"),
         ("digits", {"limit": 1}, "limit must be"),

@@ -18,7 +18,7 @@ from search_spaces.base import SearchSpace
 from search_spaces.seg_unet import SegUNetSpace
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
-ARCH = {"depth": 3, "width": 16, "block1": "conv3", "block2": "sep3", "block3": "dil3", "skip": "on"}
+ARCH = {**SegUNetSpace.presets()["unet"], "width": 16, "block2": "sep_conv", "block3": "dil_conv"}
 
 
 @pytest.mark.parametrize("amp", ["bf16", "fp16", "off"])

@@ -97,7 +97,7 @@ def test_segmentation_on_shapes_with_seg_unet():
     data = load_dataset("shapes", num_samples=32)
     space = SegUNetSpace()
     torch.manual_seed(0)
-    arch = {"depth": 2, "width": 8, "block1": "sep3", "block2": "dil3", "block3": "conv3", "skip": "on"}
+    arch = {**space.preset("unet"), "depth": 2, "width": 8, "block1": "sep_conv", "block2": "dil_conv"}
     model = space.build(arch, data.task)
     out = TrainEvaluator(epochs=1, batch_size=8).evaluate({}, model, context(data))
     assert {"val_miou", "val_pixel_acc", "val_loss"} <= set(out) and "val_acc" not in out

@@ -1,6 +1,6 @@
 """The in-memory dataset every trained evaluator reads, and its seeded train/val split.
 
-Images are kept as ``uint8`` tensors ``[N, C, H, W]`` and targets in the smallest integer type
+Images are kept as ``uint8`` tensors ``[N, C, H, W]`` (video clips ``[N, C, T, H, W]``) and targets in the smallest integer type
 that holds the class ids and the ignore index (``uint8`` when they lie in 0..255), so CIFAR-10
 takes 150 MB and a Cityscapes-sized set of 2,975 images at 512×1024 6.2 GB instead of 31 GB as
 ``float32`` / ``int64``. Each batch is converted on its way to the device
@@ -12,7 +12,7 @@ statistics leak into training).
 
 The split is seeded and recorded (``split_record``) as indices into the source arrays, so a
 run can write it next to its trials and a later run can check it trained on the same images.
-Classification splits are stratified (each class keeps ``val_fraction`` of its samples).
+Classification and video splits are stratified (each class keeps ``val_fraction`` of its samples).
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ import torch
 from automl.batching import RESIDENT_BYTES, Rows, Stats, compact_dtype, nbytes, to_batch
 from automl.types import Task
 
-Kind = Literal["classification", "segmentation"]
+Kind = Literal["classification", "segmentation", "video"]
 PARTS = ("train", "val", "test")
 
 
@@ -39,7 +39,7 @@ class DatasetError(ValueError):
 class Dataset:
     """Train / val (and optional test) tensors with the task they define.
 
-    ``images[part]`` is ``uint8 [N, C, H, W]``; ``targets[part]`` is ``[N]`` (labels) or
+    ``images[part]`` is ``uint8 [N, C, H, W]`` (``[N, C, T, H, W]`` clips for video); ``targets[part]`` is ``[N]`` (labels) or
     ``[N, H, W]`` (masks, where ``ignore_index`` marks pixels that count for nothing), of the
     compact integer type :func:`~automl.batching.compact_dtype` picks for the class ids and
     ``ignore_index``. :meth:`batches` and :meth:`batch` give ``float32`` / ``int64`` tensors.
@@ -169,7 +169,7 @@ def build_dataset(
     limit: int | None = None,
     test: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> Dataset:
-    """Check source arrays (``images`` uint8 ``[N, H, W, C]``), split them and wrap them.
+    """Check source arrays (``images`` uint8 ``[N, H, W, C]``, video ``[N, T, H, W, C]``), split and wrap them.
 
     ``limit`` keeps a seeded random subset of at most that many source samples before the
     split; ``test`` is an official held-out part (CIFAR-10 ``test_batch``) kept as is.
@@ -189,7 +189,7 @@ def build_dataset(
     pool = np.arange(len(images))
     if limit is not None and limit < len(pool):
         pool = np.sort(np.random.default_rng([seed, 0]).permutation(len(pool))[:limit])
-    strata = targets[pool] if kind == "classification" else None
+    strata = targets[pool] if kind != "segmentation" else None
     train_pos, val_pos = _split(spec, len(pool), strata, val_fraction, seed)
     train_idx, val_idx = pool[train_pos], pool[val_pos]
 
@@ -199,8 +199,8 @@ def build_dataset(
     ids = (0, num_classes - 1) + ((ignore_index,) if ignore_index is not None else ())
     target_dtype = compact_dtype(min(ids), max(ids))
     mean, std = _channel_stats(images, train_idx)
-    _, height, width, channels = images.shape
-    task = Task(kind=kind, in_channels=channels, input_size=(height, width), num_classes=num_classes)
+    channels = images.shape[-1]
+    task = Task(kind=kind, in_channels=channels, input_size=tuple(images.shape[1:-1]), num_classes=num_classes)
     return Dataset(
         spec=spec,
         task=task,
@@ -224,12 +224,14 @@ def build_dataset(
 def _check_arrays(spec: str, kind: Kind, images: np.ndarray, targets: np.ndarray) -> None:
     if images.dtype != np.uint8:
         raise DatasetError(f"{spec}: images must be uint8 (0..255), got {images.dtype}")
-    if images.ndim != 4 or images.shape[-1] not in (1, 2, 3, 4) or 0 in images.shape:
+    if kind == "video" and (images.ndim != 5 or images.shape[-1] not in (1, 2, 3, 4) or 0 in images.shape):
+        raise DatasetError(f"{spec}: video clips must be [N, T, H, W, C] with C in 1..4, got {list(images.shape)}")
+    if kind != "video" and (images.ndim != 4 or images.shape[-1] not in (1, 2, 3, 4) or 0 in images.shape):
         raise DatasetError(f"{spec}: images must be [N, H, W] or [N, H, W, C] with C in 1..4, got {list(images.shape)}")
     if not np.issubdtype(targets.dtype, np.integer):
-        what = "labels" if kind == "classification" else "masks"
+        what = "labels" if kind != "segmentation" else "masks"
         raise DatasetError(f"{spec}: {what} must be integers, got {targets.dtype}")
-    if kind == "classification" and targets.shape != images.shape[:1]:
+    if kind != "segmentation" and targets.shape != images.shape[:1]:
         raise DatasetError(f"{spec}: labels must be [N] = [{images.shape[0]}], got {list(targets.shape)}")
     if kind == "segmentation" and targets.shape != images.shape[:3]:
         raise DatasetError(
@@ -254,7 +256,7 @@ def _num_classes(
     values = _distinct([targets] if test is None else [targets, test[1]])
     if ignore_index is not None:
         values = values[values != ignore_index]
-    what = "labels" if kind == "classification" else "mask values"
+    what = "labels" if kind != "segmentation" else "mask values"
     ignore = f"ignore_index={ignore_index}" if ignore_index is not None else "no ignore_index"
     if len(values) == 0:
         raise DatasetError(f"{spec}: every target equals ignore_index={ignore_index}")
@@ -305,14 +307,15 @@ def _split(
 
 def _take(array: np.ndarray, idx: np.ndarray, dtype: torch.dtype, *, channels_first: bool = False,
           chunk_bytes: int = 64 << 20) -> torch.Tensor:
-    """``array[idx]`` as a new tensor of ``dtype`` (``[N, H, W, C]`` -> ``[N, C, H, W]`` with
+    """``array[idx]`` as a new tensor of ``dtype`` (``[N, ..., C]`` -> ``[N, C, ...]`` with
     ``channels_first``), copied in chunks of about ``chunk_bytes``: no full-size temporary."""
     shape = array.shape[1:]
+    order = (0, array.ndim - 1, *range(1, array.ndim - 1))
     out = torch.empty((len(idx), *((shape[-1], *shape[:-1]) if channels_first else shape)), dtype=dtype)
     step = max(1, chunk_bytes // max(1, array[:1].nbytes))
     for start in range(0, len(idx), step):
         block = torch.from_numpy(array[idx[start : start + step]])
-        out[start : start + step] = block.permute(0, 3, 1, 2) if channels_first else block
+        out[start : start + step] = block.permute(order) if channels_first else block
     return out
 
 

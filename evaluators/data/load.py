@@ -5,10 +5,12 @@ spec                       kind            source
 =========================  ==============  ============================================
 ``digits``                 classification  scikit-learn's bundled 8x8 digits (default)
 ``shapes``                 segmentation    synthetic shapes from ``data_seed`` (default)
-``npz:PATH``               either          ``images`` + ``labels`` [N] or ``masks`` [N,H,W]
+``moving-shapes``          video           synthetic clips, the class given by the motion
+``npz:PATH``               any             ``images`` + ``labels`` [N] or ``masks`` [N,H,W]; 5-D: clips
 ``image-folder:PATH``      classification  ``PATH/<class>/<image>``
 ``seg-folder:PATH``        segmentation    ``PATH/images/*`` + ``PATH/masks/*.png`` (255 ignored)
 ``cifar10:PATH``           classification  python pickles ``data_batch_1..5``, ``test_batch``
+``video-folder:PATH``      video           ``PATH/<class>/<clip>``: frame folders or ``.npy`` clips
 =========================  ==============  ============================================
 
 Every spec gives a :class:`~evaluators.data.Dataset` with a seeded (stratified for
@@ -23,6 +25,8 @@ from typing import Any
 
 from evaluators.data import readers
 from evaluators.data.dataset import Dataset, DatasetError, build_dataset
+from evaluators.data.moving_shapes import CLASS_NAMES as MOVING_CLASSES
+from evaluators.data.moving_shapes import generate_moving_shapes
 from evaluators.data.shapes import CLASS_NAMES as SHAPES_CLASSES
 from evaluators.data.shapes import generate_shapes
 
@@ -36,10 +40,15 @@ SPECS: dict[str, tuple[str | None, bool]] = {
     "image-folder": ("classification", True),
     "seg-folder": ("segmentation", True),
     "cifar10": ("classification", True),
+    "moving-shapes": ("video", False),
+    "video-folder": ("video", True),
 }
-DEFAULT_SPECS = {"classification": "digits", "segmentation": "shapes"}
-ACCEPTED = "digits, shapes, npz:PATH, image-folder:PATH, seg-folder:PATH, cifar10:PATH"
-_RESIZABLE = ("shapes", "image-folder", "seg-folder")
+DEFAULT_SPECS = {"classification": "digits", "segmentation": "shapes", "video": "moving-shapes"}
+ACCEPTED = ("digits, shapes, moving-shapes, npz:PATH, image-folder:PATH, seg-folder:PATH, cifar10:PATH, "
+            "video-folder:PATH")
+KINDS = ("classification", "segmentation", "video")
+_RESIZABLE = ("shapes", "moving-shapes", "image-folder", "seg-folder", "video-folder")
+_GENERATED = ("shapes", "moving-shapes")
 
 
 def load_dataset(
@@ -57,16 +66,16 @@ def load_dataset(
     """Load ``spec`` (or the default for ``task_kind``) and split it with ``seed``.
 
     ``limit`` keeps a seeded subset of at most that many source samples; ``image_size``
-    resizes folder images (and sets the generated size of ``shapes``, default 32x32);
-    ``num_samples`` (default 512) and ``data_seed`` only apply to ``shapes``.
+    resizes folder images (and sets the generated size of ``shapes`` / ``moving-shapes``, default
+    32x32); ``num_samples`` (default 512 / 768) and ``data_seed`` only apply to those two.
     """
     if unknown:
         raise DatasetError(
             f"load_dataset takes no option {sorted(unknown)}; options: task_kind, seed, val_fraction, limit, "
             "image_size, num_samples, data_seed"
         )
-    if task_kind not in (None, "classification", "segmentation"):
-        raise DatasetError(f"task_kind must be classification or segmentation, got {task_kind!r}")
+    if task_kind not in (None, *KINDS):
+        raise DatasetError(f"task_kind must be one of {', '.join(KINDS)}, got {task_kind!r}")
     if spec is None or spec == "":
         if task_kind is None:
             raise DatasetError(f"no dataset spec and no task_kind; accepted specs: {ACCEPTED}")
@@ -93,6 +102,9 @@ def load_dataset(
     elif name == "shapes":
         images, masks = generate_shapes(num_samples or 512, size or (32, 32), data_seed)
         images, targets, extras = images, masks, {"class_names": list(SHAPES_CLASSES)}
+    elif name == "moving-shapes":
+        images, targets = generate_moving_shapes(num_samples or 768, size or (32, 32), data_seed)
+        extras = {"class_names": list(MOVING_CLASSES)}
     elif name == "npz":
         images, targets, extras = readers.read_npz(spec, path, task_kind)
         kind = extras.pop("kind")
@@ -100,6 +112,8 @@ def load_dataset(
         images, targets, extras = readers.read_image_folder(spec, path, size)
     elif name == "seg-folder":
         images, targets, extras = readers.read_seg_folder(spec, path, size)
+    elif name == "video-folder":
+        images, targets, extras = readers.read_video_folder(spec, path, size)
     else:
         images, targets, extras = readers.read_cifar10(spec, path)
     return build_dataset(
@@ -114,8 +128,8 @@ def _check_options(name: str, limit: Any, image_size: Any, num_samples: Any, see
     if limit is not None and not (_is_int(limit) and limit >= 2):
         raise DatasetError(f"limit must be an integer >= 2 or None, got {limit!r}")
     if num_samples is not None:
-        if name != "shapes":
-            raise DatasetError(f"num_samples only applies to the shapes dataset, not {name!r}")
+        if name not in _GENERATED:
+            raise DatasetError(f"num_samples only applies to {', '.join(_GENERATED)}, not {name!r}")
         if not (_is_int(num_samples) and num_samples >= 2):
             raise DatasetError(f"num_samples must be an integer >= 2, got {num_samples!r}")
     if image_size is not None:

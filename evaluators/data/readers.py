@@ -1,6 +1,7 @@
 """Source readers: each turns one spec into arrays for :func:`build_dataset`.
 
-Every reader returns ``(images uint8 [N, H, W, C], targets, extras)`` where ``extras`` holds
+Every reader returns ``(images uint8 [N, H, W, C], targets, extras)`` (video readers: clips
+``[N, T, H, W, C]``) where ``extras`` holds
 ``class_names`` / ``ignore_index`` / ``test`` when the source has them. Readers check their
 format and raise :class:`DatasetError` with one line naming the file and what is accepted.
 """
@@ -29,7 +30,8 @@ def read_digits() -> Arrays:
 
 
 def read_npz(spec: str, path: Path, kind: str | None) -> Arrays:
-    """``images`` [N,H,W] / [N,H,W,C] uint8 with ``labels`` [N] or ``masks`` [N,H,W].
+    """``images`` [N,H,W] / [N,H,W,C] uint8 with ``labels`` [N] or ``masks`` [N,H,W]; video clips
+    ``images`` [N,T,H,W,C] (or [N,T,H,W] with task kind video) with ``labels`` [N].
 
     Optional keys: ``ignore_index`` (scalar), ``class_names`` (strings), ``num_classes``
     (scalar; targets outside 0..num_classes-1 other than ``ignore_index`` are an error). When both ``labels``
@@ -48,13 +50,19 @@ def read_npz(spec: str, path: Path, kind: str | None) -> Arrays:
         raise DatasetError(f"{spec}: no 'labels' [N] or 'masks' [N,H,W] array; found {sorted(arrays)}")
     if kind is None and len(has) == 2:
         raise DatasetError(f"{spec}: has both 'labels' and 'masks'; pass task_kind to choose")
-    key = {"classification": "labels", "segmentation": "masks"}.get(kind or "", has[0])
+    key = {"classification": "labels", "segmentation": "masks", "video": "labels"}.get(kind or "", has[0])
     if key not in arrays:
         raise DatasetError(f"{spec}: task kind {kind} needs a {key!r} array; found {sorted(arrays)}")
     images = arrays["images"]
-    if images.ndim == 3:
+    if images.ndim == 3 or (images.ndim == 4 and kind == "video"):
         images = images[..., None]
-    extras: dict[str, Any] = {"kind": "classification" if key == "labels" else "segmentation"}
+    video = images.ndim == 5
+    if video and key != "labels":
+        raise DatasetError(f"{spec}: 5-D images are video clips [N,T,H,W,C] and need 'labels' [N], not masks")
+    if kind is not None and video != (kind == "video"):
+        raise DatasetError(f"{spec}: images {list(arrays['images'].shape)} are "
+                           f"{'video clips' if video else 'not video clips [N,T,H,W,C]'} but the task is {kind}")
+    extras: dict[str, Any] = {"kind": "video" if video else "classification" if key == "labels" else "segmentation"}
     if "ignore_index" in arrays:
         ignore = arrays["ignore_index"]
         if ignore.size != 1 or not np.issubdtype(ignore.dtype, np.integer):
@@ -88,6 +96,48 @@ def read_image_folder(spec: str, root: Path, image_size: tuple[int, int] | None)
         labels += [label] * len(found)
     images = _load_images(spec, files, image_size, mask=False)
     return images, np.asarray(labels, dtype=np.int64), {"class_names": classes}
+
+
+def read_video_folder(spec: str, root: Path, image_size: tuple[int, int] | None) -> Arrays:
+    """``ROOT/<class>/<clip>``: a clip is a folder of frames (sorted by name) or an ``.npy`` array
+    ``[T, H, W]`` / ``[T, H, W, C]`` uint8; every clip needs the same number of frames (and size,
+    unless ``image_size`` resizes folder frames)."""
+    _need_dir(spec, root)
+    classes = sorted(p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+    if len(classes) < 2:
+        raise DatasetError(f"{spec}: needs at least 2 class sub-folders of clips, found {classes}")
+    clips: list[np.ndarray] = []
+    labels: list[int] = []
+    for label, name in enumerate(classes):
+        found = sorted(p for p in (root / name).iterdir() if not p.name.startswith(".") and (p.is_dir() or p.suffix == ".npy"))
+        if not found:
+            raise DatasetError(f"{spec}: class folder {name!r} has no clips (frame folders or .npy files)")
+        clips += [_read_clip(spec, p, image_size) for p in found]
+        labels += [label] * len(found)
+    odd = next((i for i, c in enumerate(clips) if c.shape != clips[0].shape), None)
+    if odd is not None:
+        raise DatasetError(f"{spec}: clips differ in shape [T,H,W,C] ({list(clips[0].shape)} and {list(clips[odd].shape)}); "
+                           "give every clip the same frames and size")
+    return np.stack(clips), np.asarray(labels, dtype=np.int64), {"class_names": classes}
+
+
+def _read_clip(spec: str, path: Path, image_size: tuple[int, int] | None) -> np.ndarray:
+    """One clip ``uint8 [T, H, W, C]`` from a frame folder or an ``.npy`` file."""
+    if path.is_dir():
+        frames = _image_files(path)
+        if not frames:
+            raise DatasetError(f"{spec}: clip folder {path} has no frames ({', '.join(IMAGE_SUFFIXES)})")
+        return _load_images(spec, frames, image_size, mask=False)
+    try:
+        clip = np.load(path, allow_pickle=False)
+    except Exception as exc:  # noqa: BLE001 - any unreadable file is one line
+        raise DatasetError(f"{spec}: cannot read clip {path} as .npy ({type(exc).__name__}: {exc})") from None
+    clip = clip[..., None] if clip.ndim == 3 else clip
+    if clip.dtype != np.uint8 or clip.ndim != 4 or clip.shape[-1] not in (1, 2, 3, 4) or 0 in clip.shape:
+        raise DatasetError(f"{spec}: clip {path.name} must be uint8 [T,H,W] or [T,H,W,C], got {clip.dtype} {list(clip.shape)}")
+    if image_size is not None and tuple(clip.shape[1:3]) != tuple(image_size):
+        raise DatasetError(f"{spec}: clip {path.name} is {list(clip.shape[1:3])}; image_size resizes frame folders only")
+    return clip
 
 
 def read_seg_folder(spec: str, root: Path, image_size: tuple[int, int] | None) -> Arrays:

@@ -114,6 +114,8 @@ CATALOGUE_MODULES: tuple[str, ...] = (
     "search_spaces.blocks.attention",
     "search_spaces.blocks.multiscale",
     "search_spaces.blocks.video",
+    "search_spaces.blocks.video_factorized",
+    "search_spaces.blocks.mobile",
 )
 
 

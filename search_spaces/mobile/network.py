@@ -1,0 +1,106 @@
+"""The ``mobile`` network: stem -> stages of catalogue blocks -> 1x1 head, pool, linear.
+
+Every layer is a catalogue block (:mod:`search_spaces.blocks`). Blocks that are complete units
+(``mbconv``, ``blaze``, ``double_blaze``: norm, activation and residual inside) are used as
+they are; blocks that replace a bare conv get the missing pieces around them:
+
+* ``octave_conv`` (two tensors in and out) becomes :class:`OctaveUnit`: an octave conv that
+  splits one map into high/low frequencies (alpha 0 -> 0.5), norm + act per frequency, and one
+  that merges them back (alpha 0.5 -> 0), so the layer maps one tensor to one tensor;
+* ``octave_conv``, ``shift_conv``, ``ternary_conv``: + norm + act; ``factorized_conv`` (which
+  ends in BN): + act; ``inception`` (Conv-BN-ReLU branches): nothing;
+* and these five add the identity when ``stride == 1`` and ``c_in == c_out`` (:class:`Residual`).
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+
+import torch
+from torch import nn
+
+from search_spaces.blocks import create_block
+from search_spaces.layers import ConvNormAct, create_act, create_norm
+from search_spaces.mobile.plan import SE_RATIO, Attention, Layer, Plan
+
+
+class Residual(nn.Module):
+    """``body(x) + x`` when ``residual`` (stride 1, same width), else ``body(x)``."""
+
+    def __init__(self, body: nn.Module, residual: bool) -> None:
+        super().__init__()
+        self.body, self.residual = body, residual
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.body(x)
+        return x + y if self.residual else y
+
+
+class OctaveUnit(nn.Module):
+    """Two ``octave_conv`` layers with one tensor in and out: split into high/low frequency
+    (``alpha_out=alpha``, carrying the stride), norm + act per frequency, merge (``alpha_in=alpha``,
+    ``alpha_out=0``) -- OctConv's first and last layer of a network back to back."""
+
+    def __init__(self, c_in: int, c_out: int, stride: int, kernel_size: int, act: str, alpha: float = 0.5) -> None:
+        super().__init__()
+        self.split = create_block("octave_conv", c_in, c_out, stride, kernel_size=kernel_size,
+                                  alpha_in=0.0, alpha_out=alpha)
+        self.norm_high = nn.Sequential(create_norm("bn", self.split.c_out_high), create_act(act))
+        self.norm_low = nn.Sequential(create_norm("bn", self.split.c_out_low), create_act(act))
+        self.merge = create_block("octave_conv", c_out, c_out, 1, kernel_size=kernel_size,
+                                  alpha_in=alpha, alpha_out=0.0)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        high, low = self.split(x)
+        assert low is not None  # alpha_out > 0
+        return self.merge(self.norm_high(high), self.norm_low(low))[0]
+
+
+def make_layer(layer: Layer, act: str) -> nn.Module:
+    """The module of one planned layer."""
+    c_in, c_out, s, k = layer.c_in, layer.c_out, layer.stride, layer.kernel
+    residual = s == 1 and c_in == c_out
+    if layer.block == "mbconv":
+        return create_block("mbconv", c_in, c_out, s, kernel_size=k, expansion=layer.expand,
+                            se_ratio=SE_RATIO if layer.se else 0.0, act=act)
+    if layer.block in ("blaze", "double_blaze"):
+        return create_block(layer.block, c_in, c_out, s, kernel_size=k)
+    if layer.block == "inception":
+        return Residual(create_block("inception", c_in, c_out, s), residual)
+    if layer.block == "octave_conv":
+        body: list[nn.Module] = [OctaveUnit(c_in, c_out, s, k, act)]
+    elif layer.block == "shift_conv":
+        body = [create_block("shift_conv", c_in, c_out, s)]
+    else:  # ternary_conv, factorized_conv
+        body = [create_block(layer.block, c_in, c_out, s, kernel_size=k)]
+    if layer.block != "factorized_conv":
+        body.append(create_norm("bn", c_out))
+    return Residual(nn.Sequential(*body, create_act(act)), residual)
+
+
+def make_attention(attn: Attention) -> nn.Module:
+    """The catalogue's ``se`` or ``gc`` block on the stage's output (channel-preserving)."""
+    return create_block(attn.kind, attn.channels, attn.channels)
+
+
+def make_stem(p: Plan, act: str) -> nn.Module:
+    return ConvNormAct(p.in_channels, p.stem, 3, p.stem_stride, act=act)
+
+
+def make_head(p: Plan, act: str) -> nn.Module:
+    """1x1 conv to the head width, global average pool, linear classifier."""
+    return nn.Sequential(ConvNormAct(p.head_in[0], p.head, 1, act=act), nn.AdaptiveAvgPool2d(1), nn.Flatten(1),
+                         nn.Linear(p.head, p.num_classes))
+
+
+class MobileNetwork(nn.Sequential):
+    """``stem -> stages -> head`` of a :class:`~search_spaces.mobile.plan.Plan` (a plain module)."""
+
+    def __init__(self, p: Plan, act: str = "relu6") -> None:
+        stages = []
+        for layers, attn in p.stages:
+            mods = [make_layer(layer, act) for layer in layers]
+            if attn is not None:
+                mods.append(make_attention(attn))
+            stages.append(nn.Sequential(*mods))
+        super().__init__(OrderedDict(stem=make_stem(p, act), stages=nn.Sequential(*stages), head=make_head(p, act)))
