@@ -16,7 +16,6 @@ NOT_A_CHOICE: dict[str, str] = {
     "dense_comparison": "CANet few-shot segmentation: compares query features with a support image's masked features",
     "iterative_refine": "CANet few-shot segmentation: refines with the dense comparison's output and the previous mask",
     "dual_encoder": "context-aware matting: needs the image and a trimap as two inputs",
-    "spatial_attention_module": "ThunderNet detection: weights backbone features by the RPN's features",
 }
 
 

@@ -17,7 +17,7 @@ from evaluators.data import load_dataset
 from evaluators.latency_lut import build_lut, median_ms, predict
 from search_spaces.blocks import get_block
 from search_spaces.mobile import MobileSpace
-from search_spaces.mobile.plan import STAGES
+from search_spaces.mobile.plan import HEADS, STAGES
 
 DIGITS = Task("classification", 1, (8, 8), 10)
 
@@ -37,15 +37,15 @@ def _forward(space: MobileSpace, arch: dict, task: Task = DIGITS) -> torch.nn.Mo
 def test_decisions_are_finite_and_categorical():
     space = MobileSpace()
     names = [d.name for d in space.decisions()]
-    assert names[0] == "width" and len(names) == 1 + 5 * len(STAGES)
-    assert space.size() == 3 * (8 * 3 * 3 * 3 * 3) ** len(STAGES)
+    assert names[0] == "width" and names[-1] == "head" and len(names) == 2 + 5 * len(STAGES)
+    assert space.size() == 3 * (8 * 3 * 3 * 3 * 3) ** len(STAGES) * 4
 
 
-@pytest.mark.parametrize("name", ["width", "block", "kernel", "expand", "attn", "layers"])
+@pytest.mark.parametrize("name", ["width", "block", "kernel", "expand", "attn", "layers", "head"])
 def test_every_decision_value_builds_and_runs(name):
     space = MobileSpace()
     for d in space.decisions():
-        if d.name.split(".")[-1] != name or (name != "width" and not d.name.startswith("s0.")):
+        if d.name.split(".")[-1] != name or (name not in ("width", "head") and not d.name.startswith("s0.")):
             continue
         for value in d.choices:  # the value in every stage at once
             arch = space.sample(np.random.default_rng(0))
@@ -57,10 +57,65 @@ def test_block_choices_put_each_block_class_in_the_network():
     space = MobileSpace()
     choices = space.block_choices()
     assert set(choices) == {"mbconv", "blaze", "double_blaze", "octave_conv", "shift_conv", "ternary_conv",
-                            "inception", "factorized_conv", "se", "gc"}
+                            "inception", "factorized_conv", "se", "gc",
+                            "bilinear_pool", "factorized_bilinear", "attention_estimator"}
     for block, arch in choices.items():
         model = _forward(space, arch)
         assert any(isinstance(m, get_block(block).cls) for m in model.modules()), block
+    heads = {b: choices[b]["head"] for b in ("bilinear_pool", "factorized_bilinear", "attention_estimator")}
+    assert heads == {"bilinear_pool": "bilinear", "factorized_bilinear": "factorized_bilinear",
+                     "attention_estimator": "attention"}
+
+
+# -- heads ---------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("head", HEADS)
+def test_every_head_builds_forwards_and_trains_on_both_input_sizes(head):
+    """Every head maps 1x8x8 (digits) and 3x32x32 (the default task, also with stem stride 1: a
+    2x2 last stage, so attention and bilinear pooling see several positions) to ``[N, classes]``,
+    and every head parameter gets a gradient (nothing in a head is dead) -- except the attention
+    scorer u on a 1x1 last stage, where the softmax over one position is the constant 1."""
+    for space, task, one_by_one in [(MobileSpace(), DIGITS, True), (MobileSpace(), MobileSpace.default_task, True),
+                                    (MobileSpace(stem_stride=1), MobileSpace.default_task, False)]:
+        arch = dict(space.preset("blazeface-backbone"), width=0.5, head=head)
+        model = _forward(space, arch, task)
+        x = torch.randn(4, task.in_channels, *task.input_size)
+        model(x).logsumexp(dim=1).sum().backward()
+        dead = [n for n, p in model.head.named_parameters() if p.grad is None or not p.grad.abs().sum() > 0]
+        assert dead == (["estimator.u.weight"] if head == "attention" and one_by_one else []), (head, task, dead)
+
+
+def test_head_designs():
+    """pool: MobileNetV2's; bilinear: the head features reduced to 64 x width, c^2 descriptor;
+    factorized_bilinear: head features -> logits; attention: local = last stage, global = pooled head."""
+    space, blocks = MobileSpace(), {b: get_block(b).cls for b in ("bilinear_pool", "factorized_bilinear",
+                                                                   "attention_estimator")}
+    base = space.preset("mobilenetv2-like")
+    assert space.build(base).head[3].in_features == 640 and base["head"] == "pool"
+    bilinear = space.build(dict(base, head="bilinear", width=0.5)).head
+    assert isinstance(bilinear[1], blocks["bilinear_pool"]) and bilinear[1].proj_a.out_channels == 32
+    assert bilinear[2].in_features == 32 * 32
+    fb = space.build(dict(base, head="factorized_bilinear")).head
+    assert isinstance(fb[1], blocks["factorized_bilinear"]) and fb[1].linear.in_features == 640
+    attention = space.build(dict(base, head="attention")).head
+    assert isinstance(attention.estimator, blocks["attention_estimator"])
+    assert attention.estimator.project_local.in_channels == 160 and attention.fc.in_features == 2 * 640
+
+
+@pytest.mark.parametrize("head", HEADS)
+def test_every_head_exports_to_every_format_with_parity(head, tmp_path):
+    """TorchScript, pt2 and ONNX (dynamo) all export every head (bilinear's sign/sqrt/normalise,
+    factorized_bilinear's squared factors, attention's softmax over positions) within tolerance;
+    stem stride 1 on 3x32x32 so the head sees a 2x2 map."""
+    pytest.importorskip("onnxruntime")
+    space, task = MobileSpace(stem_stride=1), MobileSpace.default_task
+    model = space.build(dict(space.preset("blazeface-backbone"), width=0.5, head=head), task).eval()
+    x = torch.randn(7, *task.input_shape()[1:])
+    files = export_model(model, x[:2], tmp_path, ["torchscript", "pt2", "onnx"])
+    parity = check_parity(model, files, {"batch2": x[:2], "batch5": x[2:7]})
+    assert set(parity) == {"torchscript", "pt2", "onnx"}
+    assert all(diff < 1e-4 for per in parity.values() for diff in per.values()), parity
 
 
 def test_layer_counts_strides_and_widths():
@@ -116,15 +171,18 @@ def test_describe_parse_round_trip_and_canonical_values():
         arch = space.sample(rng)
         assert space.parse(space.describe(arch)) == arch
         assert space.parse(json.dumps(arch)) == arch
+    for head in HEADS:
+        arch = dict(space.preset("blazeface-backbone"), head=head)
+        assert space.describe(arch).endswith(f"/-1 {head}") and space.parse(space.describe(arch)) == arch
     text = space.describe(space.preset("mobilenetv2-like"))
-    assert text.startswith("w1.0 mbconv/k3/e1/none/-1 mbconv/k3/e6/none/+0")
+    assert text.startswith("w1.0 mbconv/k3/e1/none/-1 mbconv/k3/e6/none/+0") and text.endswith(" pool")
     assert space.validate(dict(space.preset("mobilenetv2-like"), width=1))["width"] == 1.0
 
 
 @pytest.mark.parametrize(
     ("change", "message"),
     [({"s0.block": "conv"}, "s0.block='conv' is not one of"), ({"s2.kernel": 4}, "s2.kernel=4"),
-     ({"s1.layers": True}, "s1.layers=True"), ({"width": 2.0}, "width=2.0")],
+     ({"s1.layers": True}, "s1.layers=True"), ({"width": 2.0}, "width=2.0"), ({"head": "gap"}, "head='gap'")],
 )
 def test_bad_archs_are_one_line(change, message):
     space = MobileSpace()
@@ -137,7 +195,9 @@ def test_bad_options_and_text_are_one_line():
     for options, message in [({"stem_stride": 3}, "stem_stride must be one of 1, 2"), ({"act": "mish"}, "act must be")]:
         with pytest.raises(ValueError, match=message):
             MobileSpace(**options)
-    for text in ["w1.0 mbconv", "wX " + " ".join(["mbconv/k3/e6/none/+0"] * 6), "w1.0 " + " ".join(["mbconv-k3"] * 6)]:
+    stages = " ".join(["mbconv/k3/e6/none/+0"] * 6)
+    for text in ["w1.0 mbconv", f"wX {stages} pool", "w1.0 " + " ".join(["mbconv-k3"] * 6) + " pool",
+                 f"w1.0 {stages}", f"w1.0 {stages} gap"]:
         with pytest.raises(ValueError) as err:
             MobileSpace().parse(text)
         assert len(str(err.value).splitlines()) == 1
@@ -155,9 +215,16 @@ def test_every_arch_decomposes_into_table_entries():
         rng = np.random.default_rng(0)
         for _ in range(200):
             assert set(space.lut_keys(space.sample(rng), task)) <= set(entries)
+        heads = [k for k in entries if k.startswith("mobile/head/")]
+        assert len(heads) == 4 * 3  # a head per kind per width
+        for head in HEADS:
+            arch = dict(space.sample(rng), head=head)
+            assert space.lut_keys(arch, task)[-1].startswith(f"mobile/head/{head}/")
+            assert space.lut_keys(arch, task)[-1] in entries
     keys = space.lut_keys(space.preset("mobilenetv2-like"))
     assert len(keys) == 1 + 16 + 1  # stem, 16 layers, head
     assert keys[1] == "mobile/s0/mbconv-k3-e1/32x16x16->16/s1" and keys[0].startswith("mobile/stem/3x32x32/s2")
+    assert keys[-1] == "mobile/head/pool/160x1x1->640->10"
 
 
 def test_prediction_is_stem_plus_layers_plus_attention_plus_head():

@@ -99,7 +99,7 @@ def test_bad_dataset_and_task_fail_in_one_line(tmp_path):
     assert "video datasets:" in str(error.value) and len(str(error.value).splitlines()) == 1
     with pytest.raises(ValueError, match="builds video networks"):
         SPACE.build(SPACE.preset("i3d-like"), Task())
-    with pytest.raises(ValueError, match="alpha=8 needs at least 8 frames"):
-        SPACE.build(SPACE.preset("slowfast-like"), Task("video", 3, (4, 16, 16), 8))
+    with pytest.raises(ValueError, match="alpha=4 needs at least 4 frames"):
+        SPACE.build(SPACE.preset("slowfast-like"), Task("video", 3, (2, 16, 16), 8))
     with pytest.raises(ValueError, match="width must be an integer >= 8"):
         VideoSpace(width=4)

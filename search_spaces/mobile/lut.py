@@ -1,15 +1,17 @@
 """FBNet-style latency look-up table of the ``mobile`` space: one entry per layer configuration.
 
-Predicted latency = stem + Σ over the searched layers + Σ over the stage attention blocks + head,
-each measured alone on its input shape (the ProxylessNAS / FBNet additive model: it ignores
-what a whole-network forward shares or fuses between layers). Keys:
+Predicted latency = stem + Σ over the searched layers + Σ over the stage attention blocks + head
+(of the architecture's kind), each measured alone on its input shape (the ProxylessNAS / FBNet
+additive model: it ignores what a whole-network forward shares or fuses between layers). Keys:
 
 * ``mobile/stem/{C}x{H}x{W}/s{stem_stride}->{c}``: the 3x3 stem conv;
 * ``mobile/s{stage}/{op}/{c_in}x{h}x{w}->{c_out}/s{stride}``: one layer, ``op`` being the block
   with the options it uses (``mbconv-k5-e6-se``, ``blaze-k3``, ``shift_conv``, ...) and
   ``{c_in}x{h}x{w}`` its input;
 * ``mobile/s{stage}/attn-{se|gc}/{c}x{h}x{w}``: a stage-level attention block;
-* ``mobile/head/{c}x{h}x{w}->{head}->{classes}``: 1x1 head conv, pooling and the classifier.
+* ``mobile/head/{kind}/{c}x{h}x{w}->{head}->{classes}``: the head of that kind (``pool``,
+  ``bilinear``, ``factorized_bilinear``, ``attention``) on the last stage's ``{c}x{h}x{w}`` output:
+  1x1 head conv, pooling / bilinear pooling / attention and the classifier.
 
 Every key depends on the task's input size and channels and on the width multiplier, so a table
 is measured for one task (``automl latency-table --input-size HxW --in-channels C``).
@@ -30,9 +32,11 @@ from search_spaces.mobile.network import (
 )
 from search_spaces.mobile.plan import (
     ATTNS,
+    BILINEAR_WIDTH,
     BLOCKS,
     EXPANSIONS,
     HEAD_WIDTH,
+    HEADS,
     KERNELS,
     NO_KERNEL,
     STEM_WIDTH,
@@ -53,7 +57,7 @@ def stem_key(p: Plan) -> str:
 
 def head_key(p: Plan) -> str:
     c, h, w = p.head_in
-    return f"mobile/head/{c}x{h}x{w}->{p.head}->{p.num_classes}"
+    return f"mobile/head/{p.head_kind}/{c}x{h}x{w}->{p.head}->{p.num_classes}"
 
 
 def layer_key(layer: Layer) -> str:
@@ -89,10 +93,12 @@ def lut_entries(task: Task, stem_stride: int, act: str) -> dict[str, LutEntry]:
     for width in WIDTHS:
         geometries = stage_geometries(width, task, stem_stride)
         last = geometries[-1]["rest"]
-        p = Plan(task.in_channels, tuple(task.input_size), stem_stride, make_divisible(STEM_WIDTH * width), (),
-                 (last[1], last[2], last[3]), make_divisible(HEAD_WIDTH * width), task.num_classes)
+        for kind in HEADS:
+            p = Plan(task.in_channels, tuple(task.input_size), stem_stride, make_divisible(STEM_WIDTH * width), (),
+                     (last[1], last[2], last[3]), make_divisible(HEAD_WIDTH * width), task.num_classes, kind,
+                     make_divisible(BILINEAR_WIDTH * width))
+            entries[head_key(p)] = LutEntry(lambda p=p: make_head(p, act), (p.head_in,))
         entries[stem_key(p)] = LutEntry(lambda p=p: make_stem(p, act), ((p.in_channels, *p.size),))
-        entries[head_key(p)] = LutEntry(lambda p=p: make_head(p, act), (p.head_in,))
         for g in geometries:
             for c_in, c_out, h, w, stride in (g["first"], g["rest"]):
                 for block, k, e, se in _ops():

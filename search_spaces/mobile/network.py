@@ -1,4 +1,5 @@
-"""The ``mobile`` network: stem -> stages of catalogue blocks -> 1x1 head, pool, linear.
+"""The ``mobile`` network: stem -> stages of catalogue blocks -> a head (1x1 conv, then one of
+four classifiers: :func:`make_head`).
 
 Every layer is a catalogue block (:mod:`search_spaces.blocks`). Blocks that are complete units
 (``mbconv``, ``blaze``, ``double_blaze``: norm, activation and residual inside) are used as
@@ -10,6 +11,9 @@ they are; blocks that replace a bare conv get the missing pieces around them:
 * ``octave_conv``, ``shift_conv``, ``ternary_conv``: + norm + act; ``factorized_conv`` (which
   ends in BN): + act; ``inception`` (Conv-BN-ReLU branches): nothing;
 * and these five add the identity when ``stride == 1`` and ``c_in == c_out`` (:class:`Residual`).
+
+The heads ``bilinear``, ``factorized_bilinear`` and ``attention`` are the catalogue's
+``bilinear_pool``, ``factorized_bilinear`` and ``attention_estimator`` (see :func:`make_head`).
 """
 
 from __future__ import annotations
@@ -21,7 +25,7 @@ from torch import nn
 
 from search_spaces.blocks import create_block
 from search_spaces.layers import ConvNormAct, create_act, create_norm
-from search_spaces.mobile.plan import SE_RATIO, Attention, Layer, Plan
+from search_spaces.mobile.plan import HEADS, SE_RATIO, Attention, Layer, Plan
 
 
 class Residual(nn.Module):
@@ -87,10 +91,59 @@ def make_stem(p: Plan, act: str) -> nn.Module:
     return ConvNormAct(p.in_channels, p.stem, 3, p.stem_stride, act=act)
 
 
+class AttentionHead(nn.Module):
+    """Jetley et al.'s attention head: the catalogue ``attention_estimator`` with the last stage's
+    output as the local features l (projected by its 1x1 conv to the head width) and
+    ``g = pool(head conv(l))`` as the global feature; the classifier sees ``[g_a, g]``.
+
+    Compatibility ``pc`` (the paper's best): the term ``<u, g>`` cancels in the softmax, so g
+    cannot steer the map and a classifier on g_a alone (the paper's) would leave the head conv
+    unused; hence g_a is concatenated with g."""
+
+    def __init__(self, c_in: int, head: int, num_classes: int, act: str) -> None:
+        super().__init__()
+        self.conv = ConvNormAct(c_in, head, 1, act=act)
+        self.estimator = create_block("attention_estimator", c_in, head, global_channels=head, compatibility="pc")
+        self.fc = nn.Linear(2 * head, num_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        g = self.conv(x).mean(dim=(2, 3))
+        g_a, _ = self.estimator(x, g)
+        return self.fc(torch.cat([g_a, g], dim=1))
+
+
 def make_head(p: Plan, act: str) -> nn.Module:
-    """1x1 conv to the head width, global average pool, linear classifier."""
-    return nn.Sequential(ConvNormAct(p.head_in[0], p.head, 1, act=act), nn.AdaptiveAvgPool2d(1), nn.Flatten(1),
-                         nn.Linear(p.head, p.num_classes))
+    """The head on the last stage's output ``p.head_in``, by ``p.head_kind``. All but ``attention``
+    start with a 1x1 conv + norm + act to the head width ``p.head`` (640 x width):
+
+    * ``pool``: global average pool, linear (MobileNetV2);
+    * ``bilinear``: the catalogue ``bilinear_pool`` (Lin, RoyChowdhury & Maji, Bilinear CNNs,
+      TPAMI 2017), symmetric (b = None), its 1x1 projection reducing the head features to
+      ``p.bilinear`` (64 x width) channels so the ``p.bilinear ** 2`` descriptor stays small;
+      signed sqrt + L2 norm, then linear;
+    * ``factorized_bilinear``: the catalogue ``factorized_bilinear`` (Li et al., Factorized
+      Bilinear Models, ICCV 2017; rank 20) mapping the head features straight to the logits;
+    * ``attention``: :class:`AttentionHead` (Jetley et al., Learn To Pay Attention, ICLR 2018).
+
+    Total stride 32 leaves a 1x1 last stage on 32x32 and 8x8 inputs (stem stride 2): there the
+    attention map is the constant 1 (g_a is the projected local feature; its scorer u learns
+    nothing) and bilinear pooling is one outer product; larger inputs or ``stem_stride=1`` (2x2
+    at 32x32) give them several positions. Every head exports to TorchScript, pt2 and ONNX with
+    parity (tests/test_mobile_space.py).
+    """
+    c_in, head, classes = p.head_in[0], p.head, p.num_classes
+    if p.head_kind == "pool":
+        return nn.Sequential(ConvNormAct(c_in, head, 1, act=act), nn.AdaptiveAvgPool2d(1), nn.Flatten(1),
+                             nn.Linear(head, classes))
+    if p.head_kind == "bilinear":
+        # symmetric (b = None); c_in_b = the reduced width makes the unused b-stream map the identity
+        pool = create_block("bilinear_pool", head, p.bilinear, c_in_b=p.bilinear)
+        return nn.Sequential(ConvNormAct(c_in, head, 1, act=act), pool, nn.Linear(p.bilinear * p.bilinear, classes))
+    if p.head_kind == "factorized_bilinear":
+        return nn.Sequential(ConvNormAct(c_in, head, 1, act=act), create_block("factorized_bilinear", head, classes))
+    if p.head_kind == "attention":
+        return AttentionHead(c_in, head, classes, act)
+    raise ValueError(f"mobile: head must be one of {', '.join(HEADS)}, got {p.head_kind!r}")
 
 
 class MobileNetwork(nn.Sequential):

@@ -26,6 +26,10 @@ KERNELS = (3, 5, 7)
 EXPANSIONS = (1, 3, 6)
 ATTNS = ("none", "se", "gc")
 LAYER_DELTAS = (-1, 0, 1)
+# The classification head on the last stage's output (network.make_head): today's pooled head and
+# three catalogue heads -- bilinear_pool, factorized_bilinear, attention_estimator.
+HEADS = ("pool", "bilinear", "factorized_bilinear", "attention")
+BILINEAR_WIDTH = 64  # the bilinear head's reduced width (x width, rounded): c^2 = 1024 .. 4096 features
 NO_KERNEL = frozenset({"shift_conv", "inception"})  # blocks whose kernels are fixed
 SE_RATIO = 0.25  # MnasNet's SE ratio inside an MBConv
 
@@ -42,7 +46,7 @@ def decisions() -> tuple[Decision, ...]:
         out += [Decision(f"s{s}.block", BLOCKS), Decision(f"s{s}.kernel", KERNELS),
                 Decision(f"s{s}.expand", EXPANSIONS), Decision(f"s{s}.attn", ATTNS),
                 Decision(f"s{s}.layers", LAYER_DELTAS)]
-    return tuple(out)
+    return (*out, Decision("head", HEADS))
 
 
 @dataclass(frozen=True)
@@ -81,7 +85,10 @@ class Attention:
 
 @dataclass(frozen=True)
 class Plan:
-    """Stem -> stages (layers, then an optional stage attention) -> head of one architecture."""
+    """Stem -> stages (layers, then an optional stage attention) -> head of one architecture.
+
+    ``head_in`` is the last stage's output ``c x h x w``, ``head`` the head conv's width,
+    ``head_kind`` one of :data:`HEADS` and ``bilinear`` the bilinear head's reduced width."""
 
     in_channels: int
     size: tuple[int, int]
@@ -91,6 +98,8 @@ class Plan:
     head_in: tuple[int, int, int]
     head: int
     num_classes: int
+    head_kind: str
+    bilinear: int
 
 
 def stage_attention(arch: Arch, s: int) -> str:
@@ -118,7 +127,8 @@ def plan(arch: Arch, task: Task, stem_stride: int) -> Plan:
         attn = stage_attention(arch, s)
         stages.append((tuple(out), Attention(s, attn, c, h, w) if attn != "none" else None))
     return Plan(task.in_channels, tuple(task.input_size), stem_stride, stem, tuple(stages), (c, h, w),
-                make_divisible(HEAD_WIDTH * width), task.num_classes)
+                make_divisible(HEAD_WIDTH * width), task.num_classes, arch["head"],
+                make_divisible(BILINEAR_WIDTH * width))
 
 
 def stage_geometries(width: float, task: Task, stem_stride: int) -> list[dict[str, Any]]:

@@ -10,20 +10,29 @@ from search_spaces.base import LutEntry, SearchSpace
 from search_spaces.layers import ACTIVATIONS
 from search_spaces.mobile import lut
 from search_spaces.mobile.network import MobileNetwork
-from search_spaces.mobile.plan import ATTNS, BLOCKS, STAGES, decisions, plan
+from search_spaces.mobile.plan import ATTNS, BLOCKS, HEADS, STAGES, decisions, plan
 from search_spaces.mobile.presets import PRESETS
 
 STEM_STRIDES = (1, 2)
 _STAGE = re.compile(r"^([a-z_]+)/k(\d+)/e(\d+)/([a-z]+)/([+-]\d+)$")
+# the catalogue block each non-default head is (block_choices)
+HEAD_BLOCKS = {"bilinear_pool": "bilinear", "factorized_bilinear": "factorized_bilinear",
+               "attention_estimator": "attention"}
 
 
 class MobileSpace(SearchSpace):
-    """Six stages of catalogue blocks between a fixed stem and head, MnasNet's factorised space.
+    """Six stages of catalogue blocks between a fixed stem and a searched head, MnasNet's factorised space.
 
     Stem: 3x3 conv 32 (``stem_stride`` 2 as MnasNet, or 1 for tiny inputs). Stages (base width,
     layers, stride of the first layer): 16,2,1 / 24,2,2 / 32,3,2 / 64,3,2 / 96,3,1 / 160,2,2,
-    widths scaled by ``width`` and rounded to multiples of 8. Head: 1x1 conv 640 (scaled),
-    global average pool, linear. Decisions: ``width`` (0.5, 0.75, 1.0) and per stage ``s{i}.``
+    widths scaled by ``width`` and rounded to multiples of 8. Head (:func:`.network.make_head`),
+    decision ``head``: 1x1 conv 640 (scaled) then ``pool`` (global average pool, linear; the
+    presets' head), ``bilinear`` (the catalogue ``bilinear_pool``, Lin et al. B-CNN, symmetric,
+    on the head features reduced to 64 x width channels, then linear), ``factorized_bilinear``
+    (the catalogue block, Li et al., mapping the head features to the logits) or ``attention``
+    (the catalogue ``attention_estimator``, Jetley et al.: the last stage's output attended
+    with compatibility pc, classified as ``[g_a, g]`` with g the pooled head conv).
+    Decisions: ``width`` (0.5, 0.75, 1.0), ``head`` (last) and per stage ``s{i}.``
     ``block`` (mbconv, blaze, double_blaze, octave_conv, shift_conv, ternary_conv, inception,
     factorized_conv), ``kernel`` (3, 5, 7), ``expand`` (1, 3, 6: mbconv's expansion),
     ``attn`` (none; se: inside every MBConv of the stage with ratio 0.25 of its input channels,
@@ -37,7 +46,8 @@ class MobileSpace(SearchSpace):
     name: ClassVar[str] = "mobile"
     description: ClassVar[str] = (
         "MnasNet/FBNet-style mobile backbone: per stage block (mbconv, blaze, octave, shift, ternary, "
-        "inception ...), kernel, expansion, SE/GC, depth; width multiplier; latency LUT"
+        "inception ...), kernel, expansion, SE/GC, depth; width multiplier; head (pool, bilinear, "
+        "factorized bilinear, attention); latency LUT"
     )
     offers: ClassVar[frozenset[str]] = frozenset({"decisions", "lut"})
     default_task: ClassVar[Task] = Task("classification", 3, (32, 32), 10)
@@ -72,9 +82,11 @@ class MobileSpace(SearchSpace):
         return {name: dict(arch) for name, arch in PRESETS.items()}
 
     def block_choices(self) -> dict[str, dict[str, Any]]:
-        """Every block a stage can take (all stages that block) and the ``se`` / ``gc`` attention
-        (every stage with it)."""
-        return {value: self.arch_with(value) for value in (*BLOCKS, *ATTNS[1:])}
+        """Every block a stage can take (all stages that block), the ``se`` / ``gc`` attention
+        (every stage with it) and the three heads that are catalogue blocks (``bilinear_pool``,
+        ``factorized_bilinear``, ``attention_estimator``)."""
+        out = {value: self.arch_with(value) for value in (*BLOCKS, *ATTNS[1:])}
+        return out | {block: self.arch_with(head) for block, head in HEAD_BLOCKS.items()}
 
     # -- networks -------------------------------------------------------------------------------
     def _task(self, task: Task | None) -> Task:
@@ -94,26 +106,28 @@ class MobileSpace(SearchSpace):
 
     # -- presentation ---------------------------------------------------------------------------
     def describe(self, arch: Arch) -> str:
-        """``w1.0 mbconv/k3/e1/none/-1 mbconv/k3/e6/se/+0 ...``: width, then per stage
-        block/kernel/expansion/attention/layer delta."""
+        """``w1.0 mbconv/k3/e1/none/-1 mbconv/k3/e6/se/+0 ... pool``: width, then per stage
+        block/kernel/expansion/attention/layer delta, then the head."""
         a = self.validate(arch)
         stages = [
             f"{a[f's{s}.block']}/k{a[f's{s}.kernel']}/e{a[f's{s}.expand']}/{a[f's{s}.attn']}/{a[f's{s}.layers']:+d}"
             for s in range(len(STAGES))
         ]
-        return " ".join([f"w{a['width']}", *stages])
+        return " ".join([f"w{a['width']}", *stages, a["head"]])
 
     def parse(self, text: str) -> dict[str, Any]:
         if text.lstrip().startswith("{"):
             return super().parse(text)
         parts = text.split()
-        if len(parts) != 1 + len(STAGES) or not parts[0].startswith("w"):
-            raise ValueError(f"mobile: expected 'wWIDTH' and {len(STAGES)} stages BLOCK/kK/eE/ATTN/±L, got {text!r}")
+        if len(parts) != 2 + len(STAGES) or not parts[0].startswith("w"):
+            raise ValueError(f"mobile: expected 'wWIDTH', {len(STAGES)} stages BLOCK/kK/eE/ATTN/±L and a head "
+                             f"({'|'.join(HEADS)}), got {text!r}")
         try:
             arch: dict[str, Any] = {"width": float(parts[0][1:])}
         except ValueError:
             raise ValueError(f"mobile: width {parts[0]!r} is not wWIDTH (e.g. w0.75)") from None
-        for s, part in enumerate(parts[1:]):
+        arch["head"] = parts[-1]
+        for s, part in enumerate(parts[1:-1]):
             m = _STAGE.match(part)
             if m is None:
                 raise ValueError(f"mobile: stage {s} {part!r} is not BLOCK/kK/eE/ATTN/±L (e.g. mbconv/k3/e6/se/+0)")
