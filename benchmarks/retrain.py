@@ -12,6 +12,8 @@ from typing import Any
 import torch
 
 from automl import registry
+from automl.pareto import best
+from automl.report import open_run
 from automl.run import Run
 from automl.trial import Bench, TrialSpec, Workbench, run_trial
 
@@ -48,3 +50,15 @@ def machine(device: str) -> dict[str, Any]:
     """The facts a benchmark's JSON records about where it ran."""
     return {"torch": torch.__version__, "threads": torch.get_num_threads(), "cpus": os.cpu_count(),
             "machine": platform.machine(), "python": platform.python_version(), "device": device}
+
+
+def search_best(run_dir: str, space: str) -> tuple[str, dict[str, Any]]:
+    """``("search best (trial K of N)", arch)``: the best trial of a finished ``automl search`` run
+    of ``space`` by its first objective (SystemExit naming the problem otherwise)."""
+    view = open_run(run_dir)
+    if view.config.space.name != space:
+        raise SystemExit(f"--search-run {run_dir} searched space {view.config.space.name!r}, not {space}")
+    rec = best(view.records, view.objectives[0])
+    if rec is None:
+        raise SystemExit(f"--search-run {run_dir} has no completed trial with {view.objectives[0].metric}")
+    return f"search best (trial {rec.number} of {len(view.records)})", dict(rec.arch)

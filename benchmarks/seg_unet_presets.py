@@ -1,14 +1,16 @@
 """The seg-unet presets trained the same way: mIoU and CPU latency on ``shapes`` (issue 15).
 
     python -m benchmarks.seg_unet_presets [--presets unet,pan,...] [--epochs 12] [--seeds 2] \
-        [--dataset shapes] [--threads 2] [--json benchmarks/results/seg_unet_presets_cpu.json]
+        [--dataset shapes] [--threads 2] [--search-run RUN] [--json benchmarks/results/seg_unet_presets_cpu.json]
 
 Every preset of ``seg-unet`` is trained from scratch by the ``train`` evaluator with the
 settings ``seg-hierarchical``'s quick darts search uses for its ``seg-unet:unet`` reference
 (AdamW, batch 16, ``--epochs`` 12; deep-supervision presets add 0.4 x each auxiliary loss), for
 seeds ``0..--seeds-1`` (initial weights and batch order; one dataset and split), then measured
-once by ``cost`` (parameters, FLOPs) and ``latency`` (batch 1, ``min_run_time`` 0.5 s). Prints a
-table (val_miou mean +- std, latency, parameters) and writes everything as JSON.
+once by ``cost`` (parameters, FLOPs) and ``latency`` (batch 1, ``min_run_time`` 0.5 s). With
+``--search-run`` (a finished ``automl search --space seg-unet`` run) that run's best trial is
+retrained and measured the same way beside the presets. Prints a table (val_miou mean +- std,
+latency, parameters) and writes everything as JSON.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ import torch
 
 from automl.config import Component, RunConfig
 from automl.run import Run, RunSetupError
-from benchmarks.retrain import bench_of, machine, mean_std, measure
+from benchmarks.retrain import bench_of, machine, mean_std, measure, search_best
 
 SPACE = "seg-unet"
 METRIC = "val_miou"
@@ -44,8 +46,7 @@ def run_of(args: argparse.Namespace, folder: Path) -> Run:
     return Run(cfg, tensorboard=False, progress=False)
 
 
-def one_preset(run: Run, name: str, args: argparse.Namespace) -> dict[str, Any]:
-    arch = run.space.preset(name)
+def one_arch(run: Run, name: str, arch: dict[str, Any], args: argparse.Namespace) -> dict[str, Any]:
     costs = bench_of(run, ("cost", {}), ("latency", {"min_run_time": 0.5}))
     trainer = bench_of(run, ("train", train_options(args)))
     t = time.perf_counter()
@@ -53,16 +54,16 @@ def one_preset(run: Run, name: str, args: argparse.Namespace) -> dict[str, Any]:
     mean, std = mean_std(values)
     row = {"arch": arch, "describe": run.space.describe(arch), **measure(costs, arch, 0), METRIC: values,
            "mean": mean, "std": std, "train_seconds": (time.perf_counter() - t) / args.seeds}
-    print(f"  {name:<22} {METRIC} {mean:.4f} +- {std:.4f}  latency {row['latency_ms']:.2f} ms  "
+    print(f"  {name:<30} {METRIC} {mean:.4f} +- {std:.4f}  latency {row['latency_ms']:.2f} ms  "
           f"{row['params_M']:.3f} M params", flush=True)
     return row
 
 
 def report(results: dict[str, Any]) -> None:
     print(f"\nseg-unet presets on {results['dataset']}: train {results['train']}, seeds {results['seeds']}")
-    print(f"{'preset':<22} {METRIC + ' mean +- std':>22} {'lat ms':>8} {'M params':>9} {'MFLOPs':>8} {'train s':>8}")
+    print(f"{'network':<30} {METRIC + ' mean +- std':>22} {'lat ms':>8} {'M params':>9} {'MFLOPs':>8} {'train s':>8}")
     for name, r in results["presets"].items():
-        print(f"{name:<22} {r['mean']:>13.4f} +- {r['std']:.4f} {r['latency_ms']:>8.2f} {r['params_M']:>9.3f} "
+        print(f"{name:<30} {r['mean']:>13.4f} +- {r['std']:.4f} {r['latency_ms']:>8.2f} {r['params_M']:>9.3f} "
               f"{r['flops_M']:>8.1f} {r['train_seconds']:>8.1f}")
 
 
@@ -74,6 +75,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--dataset", default="shapes")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--threads", type=int, default=2, help="torch CPU threads")
+    parser.add_argument("--search-run", default=None, help="a finished `automl search --space seg-unet` run directory")
     parser.add_argument("--json", dest="json_out", default=None, help="write results as JSON here")
     args = parser.parse_args(argv)
     if args.seeds < 1 or args.epochs < 1:
@@ -94,8 +96,13 @@ def main(argv: list[str] | None = None) -> int:
             return 2
         results: dict[str, Any] = {"dataset": run.config.dataset, "train": train_options(args),
                                    "seeds": list(range(args.seeds)), "machine": machine(args.device), "presets": {}}
-        for name in names:
-            results["presets"][name] = one_preset(run, name, args)
+        archs = {name: run.space.preset(name) for name in names}
+        if args.search_run:
+            label, arch = search_best(args.search_run, SPACE)
+            archs[label] = arch
+            results["search_run"] = args.search_run
+        for name, arch in archs.items():
+            results["presets"][name] = one_arch(run, name, arch, args)
         run.close()
     report(results)
     if args.json_out:

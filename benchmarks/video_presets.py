@@ -2,7 +2,7 @@
 
     automl search --space video --controller random --budget 12 --seed 0 --run-dir runs/video12
     python -m benchmarks.video_presets [--search-run runs/video12] [--epochs 8] [--seeds 2] \
-        [--batch-size 32] [--lr 0.003] [--num-samples N] [--json OUT.json]
+        [--batch-size 32] [--lr 0.003] [--json OUT.json]
 
 Each network (the two presets, and with ``--search-run`` that run's best trial by its first
 objective) is retrained from scratch by the ``train`` evaluator (AdamW, cosine, the same epochs,
@@ -22,10 +22,8 @@ from pathlib import Path
 from typing import Any
 
 from automl.config import RunConfig
-from automl.pareto import best
-from automl.report import open_run
 from automl.run import Run
-from benchmarks.retrain import bench_of, machine, mean_std, measure
+from benchmarks.retrain import bench_of, machine, mean_std, measure, search_best
 
 RESULTS = Path(__file__).parent / "results" / "video_presets_cpu.json"
 
@@ -34,13 +32,8 @@ def candidates(run: Run, search_run: str | None) -> dict[str, dict[str, Any]]:
     """The two presets, and the best trial of ``search_run`` (a finished ``--space video`` run)."""
     out = {name: run.space.preset(name) for name in ("i3d-like", "slowfast-like")}
     if search_run:
-        view = open_run(search_run)
-        if view.config.space.name != "video":
-            raise SystemExit(f"--search-run {search_run} searched space {view.config.space.name!r}, not video")
-        rec = best(view.records, view.objectives[0])
-        if rec is None:
-            raise SystemExit(f"--search-run {search_run} has no completed trial with {view.objectives[0].metric}")
-        out[f"search best (trial {rec.number} of {len(view.records)})"] = dict(rec.arch)
+        label, arch = search_best(search_run, "video")
+        out[label] = arch
     return out
 
 
