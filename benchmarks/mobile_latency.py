@@ -31,9 +31,7 @@ import torch
 import yaml
 
 from automl.config import Component, RunConfig
-from automl.pareto import best
 from automl.run import Run, RunSetupError
-from automl.types import Objective
 from benchmarks.retrain import bench_of, machine, measure
 
 PRESET = "mobilenetv2-like"
@@ -120,7 +118,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"error: {exc}", file=sys.stderr)
             return 2
     seconds = time.perf_counter() - t
-    top = best(summary.records, Objective("val_acc", "max"))
+    feasible_done = [r for r in summary.records if r.state == "complete" and r.feasible]
+    top = max(feasible_done, key=lambda r: (r.metrics["val_acc"], -r.metrics["latency_ms"]), default=None)
     front = [row(r, space.describe) for r in summary.front]
     print(f"\n{args.controller}, budget {args.budget}, {seconds:.0f} s: {len(front)} on the feasible front")
     print(f"{'trial':>5} {'val_acc':>8} {'lat ms':>8}  arch")
