@@ -111,7 +111,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{PRESET}: val_acc {ref['val_acc']:.4f}, latency {ref['latency_ms']:.3f} ms -> "
                   f"constraint latency_ms<={bound:.3f}", flush=True)
             t = time.perf_counter()
-            run = Run(config(args, folder / "search", bound), tensorboard=False, progress=False)
+            print(f"searching: {args.controller}, budget {args.budget} (a progress bar on a terminal)", flush=True)
+            run = Run(config(args, folder / "search", bound), tensorboard=False, progress=sys.stderr.isatty())
             summary = run.execute()
             run.close()
         except (RunSetupError, ValueError) as exc:
