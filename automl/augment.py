@@ -6,8 +6,10 @@
   no flip (a mirrored clip reverses horizontal motion, the very label of motion classes such as
   ``moving-shapes``' left / right);
 * segmentation: a random scale in [0.5, 2.0] (bilinear image, nearest mask), then a random crop
-  back to the batch's size (padding with 0 / ``ignore_index`` where the scaled sample is
-  smaller) and a horizontal flip, per sample (Auto-DeepLab's random scale + crop + flip).
+  back to the batch's size, or to ``crop`` (Auto-DeepLab: 321x321 at full size; a side longer
+  than the image's is cut to the image's, never padded up), padding with 0 / ``ignore_index``
+  where the scaled sample is smaller, and a horizontal flip, per sample (Auto-DeepLab's random
+  scale + crop + flip).
 
 Every draw comes from the given ``torch.Generator``, so a seeded search repeats exactly and a
 resumed one continues the same stream (the generator's state goes into its checkpoint).
@@ -32,12 +34,18 @@ def _offset(limit: int, generator: torch.Generator) -> int:
 
 
 def augment(images: torch.Tensor, targets: torch.Tensor, generator: torch.Generator, *,
-            ignore_index: int = -100) -> tuple[torch.Tensor, torch.Tensor]:
+            ignore_index: int = -100, crop: tuple[int, int] | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """The batch ``images [N, C, H, W]`` (or clips ``[N, C, T, H, W]``) with ``targets`` (``[N]``
-    labels or ``[N, H, W]`` masks), augmented per sample (see the module docstring); shapes are kept."""
+    labels or ``[N, H, W]`` masks), augmented per sample (see the module docstring); shapes are
+    kept, except that segmentation batches come out at ``crop`` (each side at most the image's)."""
     if targets.dim() == 1:
         return _classification(images, generator, flip=images.dim() == 4), targets
-    return _segmentation(images, targets, generator, ignore_index)
+    return _segmentation(images, targets, generator, ignore_index, crop)
+
+
+def crop_size(size: tuple[int, int], crop: tuple[int, int] | None) -> tuple[int, int]:
+    """The output size of a segmentation batch of ``size`` under ``crop`` (each side the smaller)."""
+    return size if crop is None else (min(size[0], int(crop[0])), min(size[1], int(crop[1])))
 
 
 def _classification(images: torch.Tensor, generator: torch.Generator, flip: bool = True) -> torch.Tensor:
@@ -53,12 +61,14 @@ def _classification(images: torch.Tensor, generator: torch.Generator, flip: bool
 
 
 def _segmentation(images: torch.Tensor, masks: torch.Tensor, generator: torch.Generator,
-                  ignore_index: int) -> tuple[torch.Tensor, torch.Tensor]:
-    n, _, h, w = images.shape
-    out_x, out_y = torch.zeros_like(images), torch.full_like(masks, ignore_index)
+                  ignore_index: int, crop: tuple[int, int] | None) -> tuple[torch.Tensor, torch.Tensor]:
+    n, c, full_h, full_w = images.shape
+    h, w = crop_size((full_h, full_w), crop)
+    out_x = images.new_zeros((n, c, h, w))
+    out_y = masks.new_full((n, h, w), ignore_index)
     for i in range(n):
         scale = SCALES[0] + (SCALES[1] - SCALES[0]) * _rand(generator)
-        sh, sw = max(1, round(h * scale)), max(1, round(w * scale))
+        sh, sw = max(1, round(full_h * scale)), max(1, round(full_w * scale))
         x = F.interpolate(images[i : i + 1], size=(sh, sw), mode="bilinear", align_corners=False)[0]
         y = F.interpolate(masks[i : i + 1, None].float(), size=(sh, sw), mode="nearest")[0, 0].to(masks.dtype)
         top, left = _offset(sh - h, generator), _offset(sw - w, generator)  # crop where larger

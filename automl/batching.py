@@ -33,9 +33,65 @@ def compact_dtype(low: int, high: int) -> torch.dtype:
     return torch.int64
 
 
-def nbytes(*tensors: torch.Tensor) -> int:
+def nbytes(*tensors: torch.Tensor | Concatenated) -> int:
     """Bytes the tensors' elements take."""
-    return sum(t.numel() * t.element_size() for t in tensors)
+    return sum(t.nbytes_total() if isinstance(t, Concatenated) else t.numel() * t.element_size() for t in tensors)
+
+
+class Concatenated:
+    """The rows of several tensors (same trailing shape and dtype) read as one, without copying
+    them: what :func:`to_batch` needs of a part (``len``, ``index_select`` on rows, ``device``,
+    ``to``), e.g. a dataset's ``train`` and ``val`` parts as one search set."""
+
+    def __init__(self, parts: list[torch.Tensor] | tuple[torch.Tensor, ...]) -> None:
+        if not parts:
+            raise ValueError("Concatenated needs at least one tensor")
+        first = parts[0]
+        for p in parts[1:]:
+            if p.shape[1:] != first.shape[1:] or p.dtype != first.dtype or p.device != first.device:
+                raise ValueError(f"cannot join rows of {tuple(p.shape)} {p.dtype} with {tuple(first.shape)} {first.dtype}")
+        self.parts = tuple(parts)
+        self.starts = [0]
+        for p in self.parts:
+            self.starts.append(self.starts[-1] + len(p))
+
+    def __len__(self) -> int:
+        return self.starts[-1]
+
+    @property
+    def shape(self) -> torch.Size:
+        return torch.Size((len(self), *self.parts[0].shape[1:]))
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return self.parts[0].dtype
+
+    @property
+    def device(self) -> torch.device:
+        return self.parts[0].device
+
+    def nbytes_total(self) -> int:
+        return sum(p.numel() * p.element_size() for p in self.parts)
+
+    def to(self, device: torch.device | str) -> Concatenated:
+        return Concatenated([p.to(device) for p in self.parts])
+
+    def index_select(self, dim: int, idx: torch.Tensor) -> torch.Tensor:
+        """Rows ``idx`` (global row numbers) in their order, gathered part by part."""
+        if dim != 0:
+            raise ValueError("Concatenated selects rows only (dim 0)")
+        out = torch.empty((len(idx), *self.parts[0].shape[1:]), dtype=self.dtype, device=self.device)
+        idx = idx.to(self.device)
+        for p, lo, hi in zip(self.parts, self.starts[:-1], self.starts[1:], strict=True):
+            where = ((idx >= lo) & (idx < hi)).nonzero().squeeze(1)
+            if len(where):
+                out[where] = p.index_select(0, idx[where] - lo)
+        return out
+
+    def __getitem__(self, rows: slice) -> torch.Tensor:
+        if not isinstance(rows, slice):
+            raise TypeError("Concatenated takes a slice or index_select")
+        return self.index_select(0, torch.arange(len(self))[rows])
 
 
 @functools.lru_cache(maxsize=32)

@@ -76,14 +76,16 @@ class TrainEvaluator(Evaluator):
     (start a trial proposed with ``inherit="parent"`` from its parent's ``weights.pt`` through
     ``space.transfer``; reports ``inherited`` 1/0; keeps every trial's weights, so it cannot be
     combined with ``save_weights: false``); ``inherit_epochs`` (the epoch budget of trials that
-    did inherit weights; default ``epochs``).
+    did inherit weights; default ``epochs``). A dataset with a held-out ``test`` part (CIFAR-10's
+    test batch) also gets ``test_acc`` / ``test_miou`` / ``test_loss`` of the selected weights,
+    measured once after training: the number on data no search step saw.
     """
 
     name = "train"
     description = "train on the run's dataset and report val_acc (classification) or val_miou (segmentation)"
     needs_model = True
     provides = ("val_acc", "val_miou", "val_pixel_acc", "val_loss", "train_loss", "train_seconds", "epochs_run",
-                "inherited")
+                "inherited", "test_acc", "test_miou", "test_pixel_acc", "test_loss")
     needs_dataset = True
 
     def __init__(
@@ -295,6 +297,8 @@ class TrainEvaluator(Evaluator):
             self._save(ctx, {k: v.to("cpu", memory_format=torch.contiguous_format) for k, v in best_state.items()})
         result = {k: v for k, v in best.items() if k != "epoch"}
         result["epochs_run"] = float(epoch)
+        if "test" in getattr(data, "parts", ()):  # a held-out part (CIFAR-10's test batch): scored once
+            result.update(_validate(model, data, self.eval_batch_size, device, fmt, amp_dtype, resize, part="test"))
         return result
 
     def _make_optimizer(self, model: nn.Module) -> torch.optim.Optimizer:
@@ -401,15 +405,15 @@ def _check_output(out: torch.Tensor, y: torch.Tensor, kind: str, num_classes: in
 @torch.inference_mode()
 def _validate(
     model: nn.Module, data: Any, batch_size: int, device: torch.device, fmt: torch.memory_format,
-    amp_dtype: torch.dtype | None, resize: bool,
+    amp_dtype: torch.dtype | None, resize: bool, part: str = "val",
 ) -> dict[str, float]:
-    """Validation loss and metrics over the whole ``val`` part (confusion matrix for mIoU)."""
+    """Loss and metrics over the whole ``part`` (confusion matrix for mIoU), named ``{part}_...``."""
     model.eval()
     kind, num_classes = data.task.kind, data.task.num_classes
     ignore = data.ignore_index if kind == "segmentation" and data.ignore_index is not None else -100
     loss_sum = torch.zeros((), device=device, dtype=torch.float64)
     counts = torch.zeros(num_classes * num_classes, device=device, dtype=torch.int64)
-    for x, y in data.batches("val", batch_size, device=device):
+    for x, y in data.batches(part, batch_size, device=device):
         with _autocast(amp_dtype):
             out = _logits(model(x.contiguous(memory_format=fmt)))
         out = out.float()
@@ -419,9 +423,9 @@ def _validate(
         counts += confusion(out, y, num_classes, ignore)
     scores = summary(counts, num_classes, kind)
     if not scores:
-        raise EvaluationError(f"train: the validation part of {data.spec!r} has no labelled sample or pixel")
-    metrics = {"val_loss": float(loss_sum) / float(counts.sum())}
-    metrics.update({f"val_{k}": v for k, v in scores.items()})
+        raise EvaluationError(f"train: the {part} part of {data.spec!r} has no labelled sample or pixel")
+    metrics = {f"{part}_loss": float(loss_sum) / float(counts.sum())}
+    metrics.update({f"{part}_{k}": v for k, v in scores.items()})
     return metrics
 
 

@@ -50,3 +50,20 @@ def test_augmenter_state_round_trip_and_off_switch():
     b.load_state_dict(state)
     assert torch.equal(b(batch).images, first)
     assert Augmenter(False, seed=5)(batch) is batch
+
+
+def test_segmentation_crop_gives_the_crop_size_never_larger_than_the_image():
+    from automl.augment import crop_size
+
+    masks = torch.randint(0, 3, (4, 12, 20))
+    images = masks[:, None].float().expand(4, 3, 12, 20).clone()
+    x, y = augment(images, masks, torch.Generator().manual_seed(0), ignore_index=255, crop=(8, 8))
+    assert x.shape == (4, 3, 8, 8) and y.shape == (4, 8, 8)
+    x, y = augment(images, masks, torch.Generator().manual_seed(0), ignore_index=255, crop=(321, 321))
+    assert x.shape == images.shape and y.shape == masks.shape  # not padded up to 321
+    same, _ = augment(images, masks, torch.Generator().manual_seed(0), ignore_index=255)
+    assert torch.equal(x, same)  # a crop at least the image's size is no crop
+    assert crop_size((1024, 2048), (321, 321)) == (321, 321) and crop_size((32, 32), None) == (32, 32)
+    aug = Augmenter(True, seed=0, ignore_index=255, crop=8)
+    out = aug(Batch(images, masks))
+    assert out.images.shape[-2:] == (8, 8) and out.targets.shape[-2:] == (8, 8)

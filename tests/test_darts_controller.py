@@ -7,6 +7,7 @@ import itertools
 import math
 from typing import Any
 
+import numpy as np
 import pytest
 import torch
 from torch import nn
@@ -523,6 +524,7 @@ def test_seg_hierarchical_brings_auto_deeplabs_settings_for_darts_only() -> None
     adl.bind(space, space.default_task, [Objective("val_miou", "max")], 0)
     o = adl.options
     assert (o.epochs, o.batch_size, o.arch_lr, o.arch_betas, o.warmup_epochs) == (40, 2, 3e-3, (0.9, 0.999), 20)
+    assert o.crop_size == 321 and adl.sources["crop_size"] == "space"  # random 321x321 crops at full size
     assert adl.sources["arch_lr"] == "space"
     short = DartsController(epochs=10)
     short.bind(space, space.default_task, [Objective("val_miou", "max")], 0)
@@ -556,3 +558,35 @@ def test_undecided_architecture_parameters_are_reported() -> None:
     assert undecided_warning(decided) is None
     top, uniform = decidedness({"network": torch.tensor([[0.5, 0.5, 0.0], [0.2, 0.3, 0.5]])})["network"]
     assert top == pytest.approx(0.5) and uniform == pytest.approx((1 / 2 + 1 / 3) / 2)
+
+
+def test_search_parts_auto_takes_the_whole_training_set_only_beside_a_test_part() -> None:
+    from evaluators.data.dataset import build_dataset
+
+    rng = np.random.default_rng(0)
+    images, labels = rng.integers(0, 255, (50, 6, 6, 3), dtype=np.uint8), rng.integers(0, 3, 50)
+    with_test = build_dataset("toy", "classification", images, labels, num_classes=3,
+                              test=(images[:10], labels[:10]))
+    without = build_dataset("toy", "classification", images, labels, num_classes=3)
+    assert DartsController().search_parts(with_test) == ("train", "val")  # DARTS: 25k/25k of CIFAR-10's 50k
+    assert DartsController().search_parts(without) == ("train",)  # the evaluators' val stays unseen
+    assert DartsController(search_parts="train").search_parts(with_test) == ("train",)
+    assert DartsController(search_parts="train+val").search_parts(without) == ("train", "val")
+    data = SearchData.from_dataset(with_test, ("train", "val"))
+    assert data.source == "train+val" and len(data.images) == len(data.targets) == 50
+    lines: list[str] = []
+    c = controller(epochs=1, batch_size=5)
+    c.search(ToySupernet(), SearchData(data.images, data.targets, stats=data.stats, source=data.source),
+             log=lines.append)
+    a, b = c.split
+    assert len(a) == len(b) == 25 and sorted(a.tolist() + b.tolist()) == list(range(50))
+    assert "search data: train+val, 50 samples -> halves 25 (weights) / 25 (architecture)" in lines
+    with pytest.raises(ValueError, match="search_parts must be one of"):
+        DartsController(search_parts="all")
+
+
+def test_options_added_later_enter_the_checkpoint_fingerprint_only_when_set() -> None:
+    plain = controller()._fingerprint(ToySupernet(), 16)["options"]
+    assert "crop_size" not in plain and "steps_per_epoch" not in plain and "search_parts" not in plain
+    assert "crop_size" in controller(crop_size=8)._fingerprint(ToySupernet(), 16)["options"]
+    assert "search_parts" in controller(search_parts="train")._fingerprint(ToySupernet(), 16)["options"]

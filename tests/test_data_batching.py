@@ -174,3 +174,20 @@ def test_steps_per_epoch_caps_the_search_epoch(monkeypatch: pytest.MonkeyPatch) 
     assert len(calls) == 2 * 3  # 16 samples a half at batch 4: 4 steps an epoch without the cap
     with pytest.raises(ValueError, match="steps_per_epoch must be an integer >= 1"):
         controller(steps_per_epoch=0)
+
+
+def test_concatenated_parts_select_rows_like_one_tensor_without_copying():
+    from automl.batching import Concatenated, nbytes
+
+    a, b = torch.arange(24, dtype=torch.uint8).view(6, 2, 2), torch.arange(100, 116, dtype=torch.uint8).view(4, 2, 2)
+    joined = Concatenated([a, b])
+    whole = torch.cat([a, b])
+    idx = torch.tensor([9, 0, 5, 6, 2, 7])
+    assert len(joined) == 10 and joined.shape == whole.shape and joined.dtype == torch.uint8
+    assert torch.equal(joined.index_select(0, idx), whole.index_select(0, idx))
+    assert torch.equal(joined[3:8], whole[3:8]) and nbytes(joined) == nbytes(whole)
+    assert joined.parts[0].data_ptr() == a.data_ptr()  # the parts are the dataset's own storage
+    x, y = to_batch(joined, Concatenated([torch.arange(6), torch.arange(6, 10)]), idx, "cpu")
+    assert torch.equal(y, idx) and torch.equal(x, whole.index_select(0, idx))
+    with pytest.raises(ValueError, match="cannot join"):
+        Concatenated([a, b.float()])

@@ -261,3 +261,20 @@ def test_class_attributes():
     assert {"val_acc", "val_miou", "val_pixel_acc", "train_seconds"} <= set(TrainEvaluator.provides)
     assert TrainEvaluator(amp=True).amp == "auto" and TrainEvaluator().amp == "off" and TrainEvaluator().epochs == 1
     assert TrainEvaluator(steps=3).epochs is None
+
+
+def test_a_held_out_test_part_is_scored_once_with_the_selected_weights():
+    from evaluators.data.dataset import build_dataset
+
+    rng = np.random.default_rng(2)
+    labels = rng.integers(0, 4, 40)
+    test_labels = rng.integers(0, 4, 20)
+    test_guesses = np.where(rng.random(20) < 0.5, test_labels, (test_labels + 1) % 4)
+    as_images = lambda ids: np.repeat(ids.astype(np.uint8)[:, None, None, None], 3, 1).repeat(3, 2).repeat(1, 3)
+    data = build_dataset("toy", "classification", as_images(labels), labels, num_classes=4, val_fraction=0.5,
+                         test=(as_images(test_guesses), test_labels))
+    assert data.parts == ("train", "val", "test")
+    out = TrainEvaluator(epochs=1, batch_size=8).evaluate({}, PixelOracle(data, per_pixel=False), context(data))
+    assert out["val_acc"] == 1.0  # train/val images carry their labels
+    assert out["test_acc"] == pytest.approx(np.mean(test_guesses == test_labels)) and out["test_acc"] < 1.0
+    assert {"test_loss", "test_acc"} <= set(TrainEvaluator.provides)

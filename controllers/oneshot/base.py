@@ -19,7 +19,7 @@ from typing import Any, ClassVar
 
 import torch
 
-from automl.batching import Stats
+from automl.batching import Concatenated, Stats
 from automl.types import Arch, Objective, Proposal, Task
 from controllers.base import Controller, PrepareContext
 from search_spaces.base import SearchSpace
@@ -29,8 +29,9 @@ from search_spaces.base import SearchSpace
 class SearchData:
     """In-memory training data handed to a one-shot search.
 
-    ``images``/``targets`` are the run's training split (the validation split stays with the
-    evaluators); the controller splits them into its own halves (weights / architecture).
+    ``images``/``targets`` are the run's training split, or its training and validation splits
+    read as one (:class:`~automl.batching.Concatenated`, no copy; ``source`` names the parts); the
+    controller splits them into its own halves (weights / architecture).
     ``ignore_index`` applies to segmentation targets. A dataset's images stay ``uint8`` and its
     targets compact; each batch is normalised with ``stats`` on its way to the device
     (:func:`automl.batching.to_batch`). Without ``stats`` the images are float, already normalised.
@@ -40,13 +41,19 @@ class SearchData:
     targets: Any  # torch.Tensor [N] (classification) or [N, H, W] (segmentation), any integer type
     ignore_index: int = -100
     stats: Stats | None = None
+    source: str = "train"
 
     @classmethod
-    def from_dataset(cls, dataset: Any) -> SearchData:
-        """The training split of a run's dataset (``evaluators.data.Dataset``), as stored."""
+    def from_dataset(cls, dataset: Any, parts: tuple[str, ...] = ("train",)) -> SearchData:
+        """``parts`` of a run's dataset (``evaluators.data.Dataset``) as one set, as stored."""
         ignore = dataset.ignore_index if getattr(dataset, "ignore_index", None) is not None else -100
-        return cls(images=dataset.images["train"], targets=dataset.targets["train"], ignore_index=ignore,
-                   stats=(dataset.mean, dataset.std))
+        if len(parts) == 1:
+            images, targets = dataset.images[parts[0]], dataset.targets[parts[0]]
+        else:
+            images = Concatenated([dataset.images[p] for p in parts])
+            targets = Concatenated([dataset.targets[p] for p in parts])
+        return cls(images=images, targets=targets, ignore_index=ignore, stats=(dataset.mean, dataset.std),
+                   source="+".join(parts))
 
 
 class OneShotController(Controller):
@@ -86,7 +93,7 @@ class OneShotController(Controller):
             raise ValueError(f"controller {self.name!r} needs a dataset to search the supernet on")
         self.derived = list(self.search(
             self.supernet,
-            SearchData.from_dataset(ctx.dataset),
+            SearchData.from_dataset(ctx.dataset, self.search_parts(ctx.dataset)),
             device=ctx.device,
             checkpoint_dir=ctx.checkpoint_dir,
             writer=ctx.writer,
@@ -95,6 +102,10 @@ class OneShotController(Controller):
         ))
         self._asked = 0
         self.draw_derived(ctx)
+
+    def search_parts(self, dataset: Any) -> tuple[str, ...]:
+        """The dataset parts the supernet is searched on (the validation part stays the evaluators')."""
+        return ("train",)
 
     def draw_derived(self, ctx: PrepareContext) -> None:
         """A picture of each derived architecture in the run directory (where the space draws)."""

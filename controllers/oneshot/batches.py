@@ -100,16 +100,19 @@ def gather(images: torch.Tensor, targets: torch.Tensor, idx: torch.Tensor, devic
 
 class Augmenter:
     """The training transform of :mod:`automl.augment` on each batch (off: batches unchanged),
-    drawing from its own seeded generator, whose state a checkpoint keeps."""
+    drawing from its own seeded generator, whose state a checkpoint keeps; ``crop`` is the side of
+    the random segmentation crop (None: the images' size)."""
 
-    def __init__(self, enabled: bool, seed: int, ignore_index: int = -100) -> None:
+    def __init__(self, enabled: bool, seed: int, ignore_index: int = -100, crop: int | None = None) -> None:
         self.enabled, self.ignore_index = bool(enabled), int(ignore_index)
+        self.crop = None if crop is None else (int(crop), int(crop))
         self.generator = torch.Generator().manual_seed(int(seed))
 
     def __call__(self, batch: Batch) -> Batch:
         if not self.enabled:
             return batch
-        images, targets = augment(batch.images, batch.targets, self.generator, ignore_index=self.ignore_index)
+        images, targets = augment(batch.images, batch.targets, self.generator, ignore_index=self.ignore_index,
+                                  crop=self.crop)
         return Batch(images, targets)
 
     def state_dict(self) -> dict[str, Any]:

@@ -48,6 +48,9 @@ from controllers.oneshot.bilevel import BilevelTrainer
 from automl.types import Arch, Task, arch_key
 
 
+_LATER_OPTIONS: dict[str, Any] = {"steps_per_epoch": None, "crop_size": None, "search_parts": "auto"}
+
+
 class DartsController(OneShotController):
     """Differentiable architecture search (DARTS / PC-DARTS / GDAS) over a space's supernet.
 
@@ -61,6 +64,11 @@ class DartsController(OneShotController):
     0.1 for GDAS), ``top_k`` 1, ``latency_target_ms`` (None = no penalty), ``latency_loss``
     mul|add, ``latency_weight`` 0.2, ``latency_beta`` 0.3, ``amp`` (bf16 on CUDA), ``augment``
     (true: both halves get the training transform on the fly, :mod:`automl.augment`),
+    ``crop_size`` (segmentation: the side of that transform's random crop, Auto-DeepLab 321 on
+    ``seg-hierarchical``; None keeps the images' size; a side is never padded up past the image's),
+    ``search_parts`` (the data the halves split: ``train``, ``train+val`` = the whole training
+    set as in DARTS' 25k/25k on CIFAR-10, or ``auto``: train+val when the dataset keeps a
+    separate ``test`` part, else train, so the evaluators' validation part stays unseen),
     ``steps_per_epoch`` (a cap; None: one pass over half A), and
     ``supernet``: extra keyword options for ``space.supernet`` (e.g. ``{C: 16, layers: 8}``).
     """
@@ -96,18 +104,21 @@ class DartsController(OneShotController):
         amp: bool = True,
         augment: bool = True,
         step_order: str | None = None,
+        crop_size: int | None = None,
+        search_parts: str = "auto",
         steps_per_epoch: int | None = None,
         supernet: Mapping[str, Any] | None = None,
     ) -> None:
         super().__init__()
         self._given = {"epochs": epochs, "batch_size": batch_size, "w_lr": w_lr, "w_lr_min": w_lr_min,
                        "w_weight_decay": w_weight_decay, "arch_lr": arch_lr, "arch_betas": arch_betas,
-                       "arch_weight_decay": arch_weight_decay, "warmup_epochs": warmup_epochs, "step_order": step_order}
+                       "arch_weight_decay": arch_weight_decay, "warmup_epochs": warmup_epochs, "step_order": step_order,
+                       "crop_size": crop_size}
         self._fixed = {"w_momentum": w_momentum, "grad_clip": grad_clip, "order": order, "method": method,
                        "partial_channels": partial_channels, "tau_max": tau_max, "tau_min": tau_min, "top_k": top_k,
                        "latency_target_ms": latency_target_ms, "latency_weight": latency_weight,
                        "latency_loss": latency_loss, "latency_beta": latency_beta, "amp": amp, "augment": augment,
-                       "steps_per_epoch": steps_per_epoch, "supernet": supernet or {}}
+                       "search_parts": search_parts, "steps_per_epoch": steps_per_epoch, "supernet": supernet or {}}
         self.options, self.sources = self._options(None)
         self.seed = 0
         self.trainer: BilevelTrainer | None = None
@@ -131,6 +142,9 @@ class DartsController(OneShotController):
             self.options, self.sources = self._options(settings)
         check_batch(self.options.batch_size)  # several torchrun processes share each batch
         super().bind(space, task, objectives, seed)
+
+    def search_parts(self, dataset: Any) -> tuple[str, ...]:
+        return self.options.parts(tuple(getattr(dataset, "parts", ("train",))))
 
     def settings_line(self) -> str:
         """Which paper each option not given comes from, e.g. ``batch_size 256 (pcdarts)``."""
@@ -176,7 +190,7 @@ class DartsController(OneShotController):
             steps = min(steps, o.steps_per_epoch)
         path = ckpt.path_in(checkpoint_dir)
         fingerprint = self._fingerprint(supernet, len(images))
-        augmenter = Augmenter(o.augment, self.seed + 3, data.ignore_index)
+        augmenter = Augmenter(o.augment, self.seed + 3, data.ignore_index, o.crop_size)
         start = self._resume(path, fingerprint, trainer, streams, augmenter)
         if replicas is not None:
             replicas.align(trainer.net)
@@ -187,6 +201,8 @@ class DartsController(OneShotController):
 
         if log is not None:
             log(self.settings_line())
+            log(f"search data: {data.source}, {len(images):,} samples -> halves {len(a_idx):,} (weights) / "
+                f"{len(b_idx):,} (architecture)")
         progress = Progress(log, o.epochs, start)
         try:
             for epoch in range(start, o.epochs):
@@ -264,7 +280,10 @@ class DartsController(OneShotController):
 
     # -- checkpoint ---------------------------------------------------------------------------
     def _fingerprint(self, supernet: Any, n: int) -> dict[str, Any]:
-        opts = {k: v for k, v in dataclasses.asdict(self.options).items() if k not in ("top_k", "amp")}
+        # Options added after checkpoints were first written count only when set, so an older
+        # checkpoint of the same search still resumes.
+        opts = {k: v for k, v in dataclasses.asdict(self.options).items()
+                if k not in ("top_k", "amp") and not (k in _LATER_OPTIONS and v == _LATER_OPTIONS[k])}
         return {"options": repr(sorted(opts.items())), "samples": n, "seed": self.seed,
                 "supernet": type(supernet).__name__}
 

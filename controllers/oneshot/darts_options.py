@@ -18,10 +18,12 @@ from typing import Any, Literal
 Method = Literal["darts", "pcdarts", "gdas"]
 LatencyLoss = Literal["mul", "add"]
 StepOrder = Literal["arch_first", "weights_first"]
+SearchParts = Literal["auto", "train", "train+val"]
 
 METHODS: tuple[str, ...] = ("darts", "pcdarts", "gdas")
 LATENCY_LOSSES: tuple[str, ...] = ("mul", "add")
 STEP_ORDERS: tuple[str, ...] = ("arch_first", "weights_first")
+SEARCH_PARTS: tuple[str, ...] = ("auto", "train", "train+val")
 # Supernet options the method sets itself; a passthrough may not override them.
 METHOD_KEYS: frozenset[str] = frozenset({"sampling", "partial_channels", "edge_norm"})
 
@@ -70,6 +72,8 @@ class DartsOptions:
     latency_beta: float = 0.3
     amp: bool = True
     augment: bool = True
+    crop_size: int | None = None  # segmentation: random crop side in the search (None: the images' size)
+    search_parts: SearchParts = "auto"  # the data the halves split (auto: train+val when a test part exists)
     step_order: StepOrder = "arch_first"
     steps_per_epoch: int | None = None  # at most this many steps an epoch (None: one pass over half A)
     supernet: Mapping[str, Any] = field(default_factory=dict)
@@ -113,6 +117,10 @@ class DartsOptions:
             _fail(f"step_order must be 'arch_first' (DARTS) or 'weights_first' (GDAS code), got {self.step_order!r}")
         if not isinstance(self.augment, bool):
             _fail(f"augment must be true or false, got {self.augment!r}")
+        if self.search_parts not in SEARCH_PARTS:
+            _fail(f"search_parts must be one of {', '.join(SEARCH_PARTS)}, got {self.search_parts!r}")
+        if self.crop_size is not None:
+            _integer("crop_size", self.crop_size, 1)
         if not isinstance(self.amp, bool):
             _fail(f"amp must be true or false, got {self.amp!r}")
         if not isinstance(self.supernet, Mapping) or not all(isinstance(k, str) for k in self.supernet):
@@ -121,6 +129,16 @@ class DartsOptions:
         if clash:
             _fail(f"supernet options {clash} are set by method={self.method!r}; choose the method instead")
         object.__setattr__(self, "supernet", dict(self.supernet))
+
+    def parts(self, available: tuple[str, ...]) -> tuple[str, ...]:
+        """The dataset parts the halves split: ``train+val`` (the whole training set, DARTS' 25k/25k
+        of CIFAR-10) when asked, or under ``auto`` when the dataset keeps a separate ``test`` part
+        (so a final number on untouched data remains); else ``train`` alone, the validation part
+        staying the evaluators' own."""
+        whole = self.search_parts == "train+val" or (self.search_parts == "auto" and "test" in available)
+        if whole and "val" not in available:
+            _fail(f"search_parts={self.search_parts!r} needs a 'val' part; the dataset has {', '.join(available)}")
+        return ("train", "val") if whole else ("train",)
 
     def relaxation(self) -> dict[str, Any]:
         """The supernet options ``method`` stands for (see ``search_spaces/supernet/contract.py``)."""

@@ -17,7 +17,7 @@ from typing import Any
 DARTS: dict[str, Any] = {
     "epochs": 50, "batch_size": 64, "w_lr": 0.025, "w_lr_min": 0.001, "w_weight_decay": 3e-4,
     "arch_lr": 3e-4, "arch_betas": (0.5, 0.999), "arch_weight_decay": 1e-3, "warmup_fraction": 0.0,
-    "step_order": "arch_first",
+    "step_order": "arch_first", "crop_size": None,
 }
 METHOD_PAPERS: dict[str, dict[str, Any]] = {
     "darts": {},
@@ -28,7 +28,7 @@ METHOD_PAPERS: dict[str, dict[str, Any]] = {
 }
 # Options a recipe sets (the rest keep the controller's own defaults).
 RECIPE_KEYS: tuple[str, ...] = ("epochs", "batch_size", "w_lr", "w_lr_min", "w_weight_decay", "arch_lr", "arch_betas",
-                                "arch_weight_decay", "warmup_epochs", "step_order")
+                                "arch_weight_decay", "warmup_epochs", "step_order", "crop_size")
 
 
 def recipe(method: str, space_settings: Mapping[str, Any] | None = None) -> dict[str, Any]:

@@ -72,7 +72,8 @@ class SegHierarchicalSpace(SearchSpace):
     # with method=darts; α/β start after 20 of 40 epochs (kept as a fraction when epochs change).
     paper_settings: ClassVar[Mapping[str, Mapping[str, Any]]] = {
         "darts": {"epochs": 40, "batch_size": 2, "w_lr": 0.025, "w_lr_min": 0.001, "w_weight_decay": 3e-4,
-                  "arch_lr": 3e-3, "arch_betas": (0.9, 0.999), "arch_weight_decay": 1e-3, "warmup_fraction": 0.5},
+                  "arch_lr": 3e-3, "arch_betas": (0.9, 0.999), "arch_weight_decay": 1e-3, "warmup_fraction": 0.5,
+                  "crop_size": 321},
     }
     quick_settings: ClassVar[Mapping[str, Mapping[str, Any]]] = {
         "darts": {  # a 4-layer lattice at F=4 on 32x32 shapes: about 2 minutes on a 2-core CPU
