@@ -385,6 +385,8 @@ class Run:
                 writer=self.writer, log=self.log, latency_lut=self.latency_lut, max_in_flight=opts.max_in_flight(),
                 draw=self._draw if self.run_dir is not None else None,
                 call=None if executor.in_process else executor.call, scorings=self.store,
+                call_group=executor.call_group if executor.group_size() > 1 else None,
+                group_size=executor.group_size(), dataset_ref=self.dataset_ref,
             ))
             if self.lock is not None:
                 self.lock.share()  # set-up done: --join workers may come in

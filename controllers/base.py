@@ -46,6 +46,9 @@ class PrepareContext:
     (a Ray task under the Ray executor; ``fn`` and its arguments must pickle); None = run here.
     ``scorings`` is the run's store (``record_scorings`` / ``scorings``: cheap measurements made
     with supernet weights, kept beside the trials), or None without a store.
+    ``call_group(fn, *args)``, when given, runs ``fn(*args)`` on ``group_size`` processes joined in
+    one ``torch.distributed`` process group (Ray Train under ``--executor ray --workers N``) and
+    returns rank 0's value; ``dataset_ref`` is the dataset by reference for such processes.
     """
 
     dataset: Any = None
@@ -59,6 +62,9 @@ class PrepareContext:
     draw: Callable[[Arch, Path, str], Any] | None = None
     call: Callable[..., Any] | None = None
     scorings: Any = None
+    call_group: Callable[..., Any] | None = None
+    group_size: int = 1
+    dataset_ref: Any = None
 
 
 class Controller:

@@ -590,3 +590,35 @@ def test_options_added_later_enter_the_checkpoint_fingerprint_only_when_set() ->
     assert "crop_size" not in plain and "steps_per_epoch" not in plain and "search_parts" not in plain
     assert "crop_size" in controller(crop_size=8)._fingerprint(ToySupernet(), 16)["options"]
     assert "search_parts" in controller(search_parts="train")._fingerprint(ToySupernet(), 16)["options"]
+
+
+def test_a_group_search_hands_its_final_checkpoint_to_the_driver_which_derives_from_it(tmp_path: Any) -> None:
+    """``ctx.call_group`` (here in this process, as one member) runs the search; the driver stores
+    the returned checkpoint in the run's supernet folder and derives without training again."""
+    from controllers.base import PrepareContext
+    from controllers.oneshot.group import GroupSearch
+
+    class Held:
+        images, targets = {"train": toy_data(16).images}, {"train": toy_data(16).targets}
+        parts, ignore_index, mean, std = ("train", "val"), None, (0.0,) * 3, (1.0,) * 3
+
+        def load(self) -> Any:
+            return self
+
+    jobs: list[GroupSearch] = []
+
+    def call_group(fn: Any, job: GroupSearch) -> Any:
+        jobs.append(job)
+        job.checkpoint_path = None  # the member keeps its own folder: only the bytes come back
+        return fn(job)
+
+    c = controller(epochs=2)
+    c.supernet = ToySupernet()
+    lines: list[str] = []
+    c.prepare(PrepareContext(dataset=Held(), checkpoint_dir=tmp_path / "supernet", log=lines.append,
+                             call_group=call_group, group_size=2, dataset_ref=Held()))
+    assert len(jobs) == 1 and jobs[0].parts == ("train",) and jobs[0].checkpoint is None
+    assert (tmp_path / "supernet" / "supernet.pt").is_file() and c.derived
+    assert any("data-parallel search on 2 Ray Train workers (global batch 4 = 2 x 2" in ln for ln in lines)
+    assert not any(ln.startswith("epoch") for ln in lines)  # the driver trained nothing itself
+    assert len(c.history) == 2  # the members' epochs, from the checkpoint

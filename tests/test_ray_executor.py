@@ -148,3 +148,63 @@ def test_cr_supernet_phases_run_as_ray_tasks_and_match_the_local_search(local_ra
     assert [r.values[0] for r in stage] == pytest.approx([r.values[0] for r in expected], abs=1e-3)
     assert [r.arch["alloc"] for r in remote.records] == [r.arch["alloc"] for r in local.records]
     assert (tmp_path / "ray" / "supernet" / "stage.pt").is_file()  # written by the Ray task
+
+
+class _Held:
+    """A dataset by reference already in memory (what ``DatasetRef.load`` serves): uint8 images."""
+
+    def __init__(self, seed: int = 0) -> None:
+        import torch
+
+        g = torch.Generator().manual_seed(seed)
+        images = torch.randint(0, 256, (16, 3, 6, 6), dtype=torch.uint8, generator=g)
+        labels = torch.randint(0, 3, (16,), generator=g)
+        self.images, self.targets = {"train": images, "val": images[:4]}, {"train": labels, "val": labels[:4]}
+        self.parts, self.ignore_index, self.mean, self.std = ("train", "val"), None, (0.5,) * 3, (0.25,) * 3
+
+    def load(self) -> _Held:
+        return self
+
+
+def test_darts_search_on_ray_train_workers_keeps_one_set_of_parameters(local_ray):
+    import io
+
+    import torch
+
+    from controllers.oneshot.base import SearchData
+    from controllers.oneshot.darts import DartsController
+    from controllers.oneshot.group import GroupSearch, run_group_search
+    from tests.test_darts_controller import ToySupernet
+    from tests.test_darts_ddp import FAST, without_batchnorm
+
+    def fresh() -> DartsController:
+        c = DartsController(**FAST)
+        c.setup(space=None, objectives=[Objective("valid_acc")], seed=0)  # type: ignore[arg-type]
+        c.supernet = without_batchnorm(ToySupernet())  # no BatchNorm: shards add up to the global batch
+        return c
+
+    held = _Held()
+    final = local_ray.call_group(run_group_search, GroupSearch(fresh(), held, ("train",), "cpu", None, None))
+    payload = torch.load(io.BytesIO(final), weights_only=True)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # the workers' kernels, so the same rounding
+    try:
+        ref = fresh()
+        start = [p.detach().clone() for p in ref.supernet.arch_parameters()]
+        ref.search(ref.supernet, SearchData.from_dataset(held))
+    finally:
+        torch.set_num_threads(threads)
+    moved = max(float((p - p0).abs().max()) for p, p0 in zip(ref.supernet.arch_parameters(), start, strict=True))
+    assert moved > 1e-3  # α moved, so agreeing means something
+    assert payload["epoch"] == FAST["epochs"]
+    for key, value in ref.supernet.state_dict().items():  # α and weights of 2 workers = one process
+        torch.testing.assert_close(payload["supernet"][key], value, rtol=1e-5, atol=1e-5)
+
+
+def test_a_failing_group_member_is_one_line(local_ray):
+    with pytest.raises(ValueError, match=r"data-parallel group of 2 Ray Train workers failed: .*boom"):
+        local_ray.call_group(_fail, "boom")
+
+
+def _fail(message: str) -> None:
+    raise RuntimeError(message)

@@ -101,6 +101,16 @@ class Executor(ABC):
         training goes through this): here, in this process."""
         return fn(*args)
 
+    def group_size(self) -> int:
+        """Processes a :meth:`call_group` runs on (1: no data-parallel group)."""
+        return 1
+
+    def call_group(self, fn: Callable[..., Any], *args: Any) -> Any:
+        """``fn(*args)`` on :meth:`group_size` processes that share one ``torch.distributed``
+        process group (Ray Train under the Ray executor); rank 0's return value. Here: once, in
+        this process."""
+        return fn(*args)
+
     def close(self) -> None:
         """Release what the executor started (a local Ray instance)."""
 

@@ -39,6 +39,7 @@ OUTCOME = "automl_outcome"  # the trial's final result: TrialOutcome as JSON
 VALUE = "automl_value"  # intermediate values for ASHA (and 0 in the final result)
 STEP = "automl_step"
 LOCAL_OBJECT_STORE = 256 * 1024**2
+GROUP_RESULT = "result.pkl"  # rank 0's return value in a call_group's Ray Train checkpoint
 
 # Set before Ray is imported or started (values already in the environment win).
 _ENV = {
@@ -87,6 +88,25 @@ def _threaded(fn: Callable[..., Any], threads: int, *args: Any) -> Any:
 
     torch.set_num_threads(threads)
     return fn(*args)
+
+
+def _group_member(config: dict[str, Any]) -> None:
+    """One Ray Train worker of :meth:`RayTuneExecutor.call_group`: ``fn(*args)`` with the process
+    group Ray Train set up; rank 0 hands its return value back as the run's checkpoint."""
+    import pickle
+
+    import ray.train
+    import torch
+
+    torch.set_num_threads(config["threads"])
+    value = config["fn"](*config["args"])
+    if ray.train.get_context().get_world_rank() != 0:
+        ray.train.report({}, checkpoint=None)  # every worker reports as often as rank 0 does
+        return
+    with tempfile.TemporaryDirectory() as folder:
+        with open(os.path.join(folder, GROUP_RESULT), "wb") as f:
+            pickle.dump(value, f)
+        ray.train.report({}, checkpoint=ray.train.Checkpoint.from_directory(folder))
 
 
 def _searcher_class() -> type:
@@ -251,6 +271,47 @@ class RayTuneExecutor(Executor):
         except ray.exceptions.RayTaskError as exc:
             raise exc.as_instanceof_cause() from None
 
+    def group_size(self) -> int:
+        return self.options.workers
+
+    def call_group(self, fn: Callable[..., Any], *args: Any) -> Any:
+        """``fn(*args)`` on ``--workers`` Ray Train workers (``TorchTrainer``: a gloo or NCCL
+        process group, ``--trial-cpus`` / ``--trial-gpus`` each); rank 0's return value, passed
+        back through a Ray Train checkpoint. A worker's exception comes back as a ValueError of
+        one line."""
+        import pickle
+
+        import ray
+        import ray.train
+        from ray.train.torch import TorchTrainer
+
+        if not ray.is_initialized():
+            self.start()
+        o = self.options
+        resources = {"CPU": o.trial_cpus, **({"GPU": o.trial_gpus} if o.trial_gpus else {})}
+        storage = tempfile.mkdtemp(prefix="automl-train-")
+        trainer = TorchTrainer(
+            _group_member,
+            train_loop_config={"fn": fn, "args": args, "threads": max(1, int(o.trial_cpus))},
+            scaling_config=ray.train.ScalingConfig(num_workers=o.workers, use_gpu=bool(o.trial_gpus),
+                                                   resources_per_worker=resources),
+            run_config=ray.train.RunConfig(name="automl-group", storage_path=storage,
+                                           failure_config=ray.train.FailureConfig(max_failures=0)),
+        )
+        try:
+            try:
+                result = trainer.fit()
+            except Exception as exc:  # noqa: BLE001 - Ray wraps the worker's error in its own types
+                raise ValueError(f"data-parallel group of {o.workers} Ray Train workers failed: {_first_line(exc)}") from None
+            if result.error is not None:
+                raise ValueError(f"data-parallel group of {o.workers} Ray Train workers failed: {_first_line(result.error)}")
+            if result.checkpoint is None:
+                raise ValueError("data-parallel group: rank 0 returned no result")
+            with result.checkpoint.as_directory() as folder, open(os.path.join(folder, GROUP_RESULT), "rb") as f:
+                return pickle.load(f)
+        finally:
+            shutil.rmtree(storage, ignore_errors=True)
+
     def close(self) -> None:
         if self.storage is not None:
             shutil.rmtree(self.storage, ignore_errors=True)
@@ -260,6 +321,14 @@ class RayTuneExecutor(Executor):
 
             ray.shutdown()
             self.owns_ray = False
+
+
+def _first_line(exc: BaseException) -> str:
+    """The innermost error of a Ray exception chain as ``Type: first line``."""
+    while exc.__cause__ is not None:
+        exc = exc.__cause__
+    text = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[-1] if text else ''}"
 
 
 def _loopback_only() -> None:

@@ -31,7 +31,10 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import os
+import tempfile
 from collections.abc import Callable, Mapping
+from pathlib import Path
 from typing import Any, ClassVar
 
 import torch
@@ -42,10 +45,12 @@ from controllers.oneshot.batches import Augmenter, CyclingBatches, gather, place
 from controllers.oneshot.latency import predicted_latency, within_target
 from controllers.oneshot.darts_options import METHODS, DartsOptions
 from controllers.oneshot.distributed import Replicas, check_batch
+from controllers.oneshot.group import GroupSearch, run_group_search
 from controllers.oneshot.recipes import resolve as recipe_options
 from controllers.oneshot.report import Meter, Progress, format_line, undecided_warning, write_tensorboard
 from controllers.oneshot.bilevel import BilevelTrainer
 from automl.types import Arch, Task, arch_key
+from controllers.base import PrepareContext
 
 
 _LATER_OPTIONS: dict[str, Any] = {"steps_per_epoch": None, "crop_size": None, "search_parts": "auto"}
@@ -143,12 +148,44 @@ class DartsController(OneShotController):
         check_batch(self.options.batch_size)  # several torchrun processes share each batch
         super().bind(space, task, objectives, seed)
 
+    def prepare(self, ctx: PrepareContext) -> None:
+        """The search (see :class:`OneShotController`); with ``ctx.call_group`` (``--executor ray
+        --workers N``) it runs on that many data-parallel processes (:mod:`.group`), and this
+        process derives from their final checkpoint."""
+        if ctx.call_group is not None and ctx.group_size > 1 and ctx.dataset is not None:
+            ctx = self._search_in_group(ctx)
+        super().prepare(ctx)
+
+    def _search_in_group(self, ctx: PrepareContext) -> PrepareContext:
+        n, o = ctx.group_size, self.options
+        if ctx.dataset_ref is None:
+            raise ValueError("darts: a data-parallel search needs the run's dataset by reference")
+        check_batch(o.batch_size, n)
+        folder = Path(ctx.checkpoint_dir) if ctx.checkpoint_dir is not None else Path(tempfile.mkdtemp(prefix="automl-darts-"))
+        path = ckpt.path_in(folder)
+        assert path is not None
+        if ctx.log is not None:
+            ctx.log(f"darts: data-parallel search on {n} Ray Train workers (global batch {o.batch_size} = "
+                    f"{n} x {o.batch_size // n}; one set of weights and α/β)")
+        job = GroupSearch(controller=self, dataset=ctx.dataset_ref, parts=self.search_parts(ctx.dataset),
+                          device=ctx.device, checkpoint_path=str(path),
+                          checkpoint=path.read_bytes() if path.is_file() else None)
+        final = ctx.call_group(run_group_search, job)
+        if final is None:
+            raise ValueError("darts: the data-parallel search returned no checkpoint")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(path.name + ".group")
+        tmp.write_bytes(final)
+        os.replace(tmp, path)
+        return dataclasses.replace(ctx, checkpoint_dir=folder)
+
     def search_parts(self, dataset: Any) -> tuple[str, ...]:
         return self.options.parts(tuple(getattr(dataset, "parts", ("train",))))
 
     def settings_line(self) -> str:
         """Which paper each option not given comes from, e.g. ``batch_size 256 (pcdarts)``."""
-        parts = [f"{k} {getattr(self.options, k)!r} ({src})" for k, src in self.sources.items() if src != "given"]
+        parts = [f"{k} {getattr(self.options, k)!r} ({src})" for k, src in self.sources.items()
+                 if src != "given" and getattr(self.options, k) is not None]
         return "darts settings: " + (", ".join(parts) if parts else "all given")
 
     def supernet_options(self) -> dict[str, Any]:
