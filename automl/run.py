@@ -208,6 +208,12 @@ class Run:
         # A latency look-up table among the evaluators also drives latency-aware search.
         self.latency_lut = next((t for e in self.evaluators if (t := getattr(e, "latency_table", None))), None)
         self.executor = make_executor(self.executor_options, "max" if self.objectives[0].direction == "max" else "min")
+        group = self.executor.group_size()
+        if group > 1 and getattr(self.controller, "data_parallel", False):
+            try:  # a data-parallel search on the executor's group (Ray Train): its batch must split
+                self.controller.check_group(group)
+            except ValueError as exc:
+                raise RunSetupError(str(exc)) from None
         try:
             if self.rank == 0:  # a local Ray or the cluster: unreachable is one line, nothing written
                 self.executor.start(self.log)

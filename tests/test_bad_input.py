@@ -85,6 +85,9 @@ CASES: list[tuple[list[str], str]] = [
     (["search", *TABLE_RUN, "--workers", "4"], "--workers needs --executor ray"),
     (["search", *TABLE_RUN, "--trial-timeout", "-1"], "trial-timeout must be a number of seconds > 0"),
     (["search", *TABLE_RUN, "--executor", "dask"], "executor: 'dask' is not one of local, ray"),
+    (["search", "--space", "nb201", "--controller", "darts", "--dataset", "digits", "--executor", "ray", "--workers",
+      "3", "--set", "controller.batch_size=64", "--no-progress"],
+     "darts: batch_size 64 does not split over 3 processes (torchrun --nproc-per-node or --executor ray --workers)"),
     # run directories
     (["search", *TABLE_RUN, "--run-dir", "afile"], "--run-dir afile: afile is a file, not a folder"),
     (["search", *TABLE_RUN, "--run-dir", "run"], "run directory run already holds files; continue it with --resume"),

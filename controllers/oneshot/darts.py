@@ -148,6 +148,10 @@ class DartsController(OneShotController):
         check_batch(self.options.batch_size)  # several torchrun processes share each batch
         super().bind(space, task, objectives, seed)
 
+    def check_group(self, processes: int) -> None:
+        """ValueError (one line) unless the global batch splits over ``processes`` group members."""
+        check_batch(self.options.batch_size, processes)
+
     def prepare(self, ctx: PrepareContext) -> None:
         """The search (see :class:`OneShotController`); with ``ctx.call_group`` (``--executor ray
         --workers N``) it runs on that many data-parallel processes (:mod:`.group`), and this

@@ -38,7 +38,7 @@ def check_batch(batch_size: int, world: int | None = None) -> None:
     world = launched_world() if world is None else world
     if world > 1 and batch_size % world:
         raise ValueError(f"darts: batch_size {batch_size} does not split over {world} processes (torchrun "
-                         f"--nproc-per-node); give a multiple of {world}")
+                         f"--nproc-per-node or --executor ray --workers); give a multiple of {world}")
 
 
 def process_device(device: str | torch.device) -> torch.device:
