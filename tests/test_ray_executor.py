@@ -194,7 +194,7 @@ def test_darts_search_on_ray_train_workers_keeps_one_set_of_parameters(local_ray
         ref.search(ref.supernet, SearchData.from_dataset(held))
     finally:
         torch.set_num_threads(threads)
-    moved = max(float((p - p0).abs().max()) for p, p0 in zip(ref.supernet.arch_parameters(), start, strict=True))
+    moved = max(float((p.detach() - p0).abs().max()) for p, p0 in zip(ref.supernet.arch_parameters(), start, strict=True))
     assert moved > 1e-3  # α moved, so agreeing means something
     assert payload["epoch"] == FAST["epochs"]
     for key, value in ref.supernet.state_dict().items():  # α and weights of 2 workers = one process
