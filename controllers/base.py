@@ -46,9 +46,10 @@ class PrepareContext:
     (a Ray task under the Ray executor; ``fn`` and its arguments must pickle); None = run here.
     ``scorings`` is the run's store (``record_scorings`` / ``scorings``: cheap measurements made
     with supernet weights, kept beside the trials), or None without a store.
-    ``call_group(fn, *args)``, when given, runs ``fn(*args)`` on ``group_size`` processes joined in
-    one ``torch.distributed`` process group (Ray Train under ``--executor ray --workers N``) and
-    returns rank 0's value; ``dataset_ref`` is the dataset by reference for such processes.
+    ``call_group(fn, *args, log=None)``, when given, runs ``fn(*args)`` on ``group_size`` processes
+    joined in one ``torch.distributed`` process group (Ray Train under ``--executor ray --workers
+    N``) and returns rank 0's value (with ``log``: ``fn(*args, log=...)``, rank 0's lines reaching
+    ``log`` as they come); ``dataset_ref`` is the dataset by reference for such processes.
     """
 
     dataset: Any = None

@@ -607,10 +607,10 @@ def test_a_group_search_hands_its_final_checkpoint_to_the_driver_which_derives_f
 
     jobs: list[GroupSearch] = []
 
-    def call_group(fn: Any, job: GroupSearch) -> Any:
+    def call_group(fn: Any, job: GroupSearch, log: Any = None) -> Any:
         jobs.append(job)
         job.checkpoint_path = None  # the member keeps its own folder: only the bytes come back
-        return fn(job)
+        return fn(job, log=log)
 
     c = controller(epochs=2)
     c.supernet = ToySupernet()
@@ -621,4 +621,26 @@ def test_a_group_search_hands_its_final_checkpoint_to_the_driver_which_derives_f
     assert (tmp_path / "supernet" / "supernet.pt").is_file() and c.derived
     assert any("data-parallel search on 2 Ray Train workers (global batch 4 = 2 x 2" in ln for ln in lines)
     assert not any(ln.startswith("epoch") for ln in lines)  # the driver trained nothing itself
+    assert sum(ln.startswith("rank 0: epoch") for ln in lines) == 2  # the member's epochs, passed on
     assert len(c.history) == 2  # the members' epochs, from the checkpoint
+
+
+def test_a_group_search_without_a_run_directory_leaves_no_folder_behind(tmp_path: Any, monkeypatch: Any) -> None:
+    """With no checkpoint folder the driver and rank 0 work in temporary folders and remove them."""
+    import tempfile
+
+    from controllers.base import PrepareContext
+
+    class Held:
+        images, targets = {"train": toy_data(16).images}, {"train": toy_data(16).targets}
+        parts, ignore_index, mean, std = ("train", "val"), None, (0.0,) * 3, (1.0,) * 3
+
+        def load(self) -> Any:
+            return self
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    c = controller(epochs=1)
+    c.supernet = ToySupernet()
+    c.prepare(PrepareContext(dataset=Held(), call_group=lambda fn, job, log=None: fn(job, log=log), group_size=2,
+                             dataset_ref=Held()))
+    assert c.derived and list(tmp_path.iterdir()) == []

@@ -184,7 +184,10 @@ def test_darts_search_on_ray_train_workers_keeps_one_set_of_parameters(local_ray
         return c
 
     held = _Held()
-    final = local_ray.call_group(run_group_search, GroupSearch(fresh(), held, ("train",), "cpu", None, None))
+    lines: list[str] = []
+    final = local_ray.call_group(run_group_search, GroupSearch(fresh(), held, ("train",), "cpu", None, None),
+                                 log=lines.append)
+    assert sum(ln.startswith("epoch") for ln in lines) == FAST["epochs"]  # rank 0's lines, once each
     payload = torch.load(io.BytesIO(final), weights_only=True)
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # the workers' kernels, so the same rounding

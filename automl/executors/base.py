@@ -105,11 +105,12 @@ class Executor(ABC):
         """Processes a :meth:`call_group` runs on (1: no data-parallel group)."""
         return 1
 
-    def call_group(self, fn: Callable[..., Any], *args: Any) -> Any:
+    def call_group(self, fn: Callable[..., Any], *args: Any, log: Callable[[str], Any] | None = None) -> Any:
         """``fn(*args)`` on :meth:`group_size` processes that share one ``torch.distributed``
-        process group (Ray Train under the Ray executor); rank 0's return value. Here: once, in
-        this process."""
-        return fn(*args)
+        process group (Ray Train under the Ray executor); rank 0's return value. With ``log``,
+        each member runs ``fn(*args, log=...)`` and the lines rank 0 passes reach ``log`` here
+        while the group runs. Here: once, in this process."""
+        return fn(*args, log=log) if log is not None else fn(*args)
 
     def close(self) -> None:
         """Release what the executor started (a local Ray instance)."""

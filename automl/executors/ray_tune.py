@@ -28,6 +28,7 @@ import os
 import shutil
 import sys
 import tempfile
+import threading
 from collections.abc import Callable
 from typing import Any
 
@@ -99,8 +100,13 @@ def _group_member(config: dict[str, Any]) -> None:
     import torch
 
     torch.set_num_threads(config["threads"])
-    value = config["fn"](*config["args"])
-    if ray.train.get_context().get_world_rank() != 0:
+    rank = ray.train.get_context().get_world_rank()
+    lines = config.get("log")  # a ray.util.queue.Queue the driver drains into its log
+    if lines is None:
+        value = config["fn"](*config["args"])
+    else:
+        value = config["fn"](*config["args"], log=lines.put if rank == 0 else None)
+    if rank != 0:
         ray.train.report({}, checkpoint=None)  # every worker reports as often as rank 0 does
         return
     with tempfile.TemporaryDirectory() as folder:
@@ -274,11 +280,11 @@ class RayTuneExecutor(Executor):
     def group_size(self) -> int:
         return self.options.workers
 
-    def call_group(self, fn: Callable[..., Any], *args: Any) -> Any:
+    def call_group(self, fn: Callable[..., Any], *args: Any, log: Callable[[str], Any] | None = None) -> Any:
         """``fn(*args)`` on ``--workers`` Ray Train workers (``TorchTrainer``: a gloo or NCCL
         process group, ``--trial-cpus`` / ``--trial-gpus`` each); rank 0's return value, passed
-        back through a Ray Train checkpoint. A worker's exception comes back as a ValueError of
-        one line."""
+        back through a Ray Train checkpoint. With ``log``, rank 0's lines come back through a Ray
+        queue as they are written. A worker's exception comes back as a ValueError of one line."""
         import pickle
 
         import ray
@@ -290,9 +296,11 @@ class RayTuneExecutor(Executor):
         o = self.options
         resources = {"CPU": o.trial_cpus, **({"GPU": o.trial_gpus} if o.trial_gpus else {})}
         storage = tempfile.mkdtemp(prefix="automl-train-")
+        relay = _LogRelay(log) if log is not None else None
         trainer = TorchTrainer(
             _group_member,
-            train_loop_config={"fn": fn, "args": args, "threads": max(1, int(o.trial_cpus))},
+            train_loop_config={"fn": fn, "args": args, "threads": max(1, int(o.trial_cpus)),
+                               "log": relay.queue if relay is not None else None},
             scaling_config=ray.train.ScalingConfig(num_workers=o.workers, use_gpu=bool(o.trial_gpus),
                                                    resources_per_worker=resources),
             run_config=ray.train.RunConfig(name="automl-group", storage_path=storage,
@@ -310,6 +318,8 @@ class RayTuneExecutor(Executor):
             with result.checkpoint.as_directory() as folder, open(os.path.join(folder, GROUP_RESULT), "rb") as f:
                 return pickle.load(f)
         finally:
+            if relay is not None:
+                relay.close()
             shutil.rmtree(storage, ignore_errors=True)
 
     def close(self) -> None:
@@ -321,6 +331,36 @@ class RayTuneExecutor(Executor):
 
             ray.shutdown()
             self.owns_ray = False
+
+
+class _LogRelay:
+    """A Ray queue the members put lines into and a driver thread that passes them to ``log``."""
+
+    def __init__(self, log: Callable[[str], Any]) -> None:
+        from ray.util.queue import Queue
+
+        self.log, self.queue = log, Queue()
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._drain, name="automl-group-log", daemon=True)
+        self.thread.start()
+
+    def _drain(self) -> None:
+        from ray.util.queue import Empty
+
+        while True:
+            try:
+                line = self.queue.get(timeout=0.5)
+            except Empty:
+                if self.stop.is_set():
+                    return
+                continue
+            self.log(str(line))
+
+    def close(self) -> None:
+        """Pass on what is left, then stop the thread and the queue's actor."""
+        self.stop.set()
+        self.thread.join()
+        self.queue.shutdown()
 
 
 def _first_line(exc: BaseException) -> str:

@@ -32,6 +32,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import os
+import shutil
 import tempfile
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -156,31 +157,40 @@ class DartsController(OneShotController):
         """The search (see :class:`OneShotController`); with ``ctx.call_group`` (``--executor ray
         --workers N``) it runs on that many data-parallel processes (:mod:`.group`), and this
         process derives from their final checkpoint."""
-        if ctx.call_group is not None and ctx.group_size > 1 and ctx.dataset is not None:
-            ctx = self._search_in_group(ctx)
-        super().prepare(ctx)
+        if not (ctx.call_group is not None and ctx.group_size > 1 and ctx.dataset is not None):
+            super().prepare(ctx)
+            return
+        scratch = None if ctx.checkpoint_dir is not None else Path(tempfile.mkdtemp(prefix="automl-darts-"))
+        try:
+            super().prepare(self._search_in_group(ctx, Path(ctx.checkpoint_dir or scratch)))
+        finally:
+            if scratch is not None:  # no run directory: nothing to keep
+                shutil.rmtree(scratch, ignore_errors=True)
 
-    def _search_in_group(self, ctx: PrepareContext) -> PrepareContext:
+    def _search_in_group(self, ctx: PrepareContext, folder: Path) -> PrepareContext:
+        """Run the search on the group, store rank 0's final checkpoint in ``folder``; the context
+        to derive from it. Rank 0's epoch lines reach ``ctx.log`` as ``rank 0: ...``."""
         n, o = ctx.group_size, self.options
         if ctx.dataset_ref is None:
             raise ValueError("darts: a data-parallel search needs the run's dataset by reference")
         check_batch(o.batch_size, n)
-        folder = Path(ctx.checkpoint_dir) if ctx.checkpoint_dir is not None else Path(tempfile.mkdtemp(prefix="automl-darts-"))
         path = ckpt.path_in(folder)
-        assert path is not None
-        if ctx.log is not None:
-            ctx.log(f"darts: data-parallel search on {n} Ray Train workers (global batch {o.batch_size} = "
-                    f"{n} x {o.batch_size // n}; one set of weights and α/β)")
+        assert path is not None and ctx.call_group is not None
+        log = ctx.log
+        if log is not None:
+            log(f"darts: data-parallel search on {n} Ray Train workers (global batch {o.batch_size} = "
+                f"{n} x {o.batch_size // n}; one set of weights and α/β)")
         job = GroupSearch(controller=self, dataset=ctx.dataset_ref, parts=self.search_parts(ctx.dataset),
                           device=ctx.device, checkpoint_path=str(path),
                           checkpoint=path.read_bytes() if path.is_file() else None)
-        final = ctx.call_group(run_group_search, job)
+        final = ctx.call_group(run_group_search, job, log=(lambda line: log(f"rank 0: {line}")) if log else None)
         if final is None:
             raise ValueError("darts: the data-parallel search returned no checkpoint")
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(path.name + ".group")
-        tmp.write_bytes(final)
-        os.replace(tmp, path)
+        if not (path.is_file() and path.read_bytes() == final):  # rank 0 on this machine wrote it already
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_name(path.name + ".group")
+            tmp.write_bytes(final)
+            os.replace(tmp, path)
         return dataclasses.replace(ctx, checkpoint_dir=folder)
 
     def search_parts(self, dataset: Any) -> tuple[str, ...]:
