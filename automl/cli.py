@@ -6,6 +6,7 @@ Every user error ends in one line on stderr and exit code 2, never a traceback.
 from __future__ import annotations
 
 import difflib
+import os
 import re
 import sys
 import time
@@ -148,7 +149,7 @@ def search(
             raise typer.Exit(130) from None
         finally:
             run.close()
-        return
+        _leave_without_teardown()
     how = {"owner": "resumed" if resume is not None else "new"}.get(run.role, "joined as another worker")
     console.print(f"run directory: {run.run_dir} ({how})")
     for comp in skipped:
@@ -530,6 +531,16 @@ def main(argv: list[str] | None = None) -> None:
         raise SystemExit(130) from None
     if isinstance(code, int) and code:
         raise SystemExit(code)
+
+
+def _leave_without_teardown() -> None:
+    """End a torchrun worker (rank > 0) whose search is done, skipping the interpreter's teardown:
+    there a gloo thread of torch's can abort the process ("terminate called without an active
+    exception", SIGABRT; seen about once in ten launches on a 2-core CPU), and torchrun then fails
+    the whole launch after a finished search. A worker writes no file and holds nothing to close."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)
 
 
 # Under torchrun, rank 0 reports an error all processes meet; the others wait this long first

@@ -125,6 +125,19 @@ def test_failures_count_as_the_worst_value_seen():
     assert c.ask() is not None
 
 
+def test_a_noisy_gp_averages_repeated_results_instead_of_interpolating_them():
+    exact, noisy = BayesController(initial=2), BayesController(initial=2, noise=0.5)
+    for c in (exact, noisy):
+        drive(c, NB201Space(), 6, seed=2)
+        c._sync_gp()
+    assert noisy.gp.noise == 0.5 and exact.gp.noise < 1e-6
+    z = exact.gp.z
+    mu_exact, _ = exact.gp.predict(exact.gp.x, standardised=True)
+    mu_noisy, _ = noisy.gp.predict(noisy.gp.x, standardised=True)
+    assert np.allclose(mu_exact, z, atol=1e-4)  # interpolates its training points
+    assert np.abs(mu_noisy - z).max() > 0.05  # a nugget smooths them
+
+
 def test_state_dict_restores_the_next_proposal():
     a = BayesController(initial=3)
     drive(a, NB201Space(), 8, seed=4)
@@ -141,6 +154,8 @@ def test_bayes_needs_a_graph_and_refuses_bad_options():
         BayesController(beta=-1)
     with pytest.raises(ValueError, match="initial"):
         BayesController(initial=0)
+    with pytest.raises(ValueError, match="noise"):
+        BayesController(noise=0)
     space, controller = registry.create("space", "seg-unet"), registry.create("controller", "bayes")
     with pytest.raises(Exception, match="graph"):
         registry.check_compatible(space, controller, "seg-unet", "bayes")

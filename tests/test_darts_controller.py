@@ -622,6 +622,9 @@ def test_a_group_search_hands_its_final_checkpoint_to_the_driver_which_derives_f
     assert any("data-parallel search on 2 Ray Train workers (global batch 4 = 2 x 2" in ln for ln in lines)
     assert not any(ln.startswith("epoch") for ln in lines)  # the driver trained nothing itself
     assert sum(ln.startswith("rank 0: epoch") for ln in lines) == 2  # the member's epochs, passed on
+    assert sum(ln.startswith("rank 0: darts settings:") for ln in lines) == 1
+    said = [ln.removeprefix("rank 0: ") for ln in lines]
+    assert len(said) == len(set(said)), lines  # deriving from the checkpoint repeats nothing rank 0 said
     assert len(c.history) == 2  # the members' epochs, from the checkpoint
 
 

@@ -123,6 +123,24 @@ def test_local_ray_listens_on_loopback_only(local_ray):
         assert (mapped or addr).is_loopback, f"pid {pid} listens on {ip}:{port}"
 
 
+def test_a_log_that_raises_on_one_line_still_gets_the_lines_after_it(local_ray, capsys):
+    from automl.executors.ray_tune import _LogRelay
+
+    seen: list[str] = []
+
+    def log(line: str) -> None:
+        if line == "bad":
+            raise RuntimeError("boom")
+        seen.append(line)
+
+    relay = _LogRelay(log)
+    for line in ("a", "bad", "b"):
+        relay.queue.put(line)
+    relay.close()
+    assert seen == ["a", "b"]
+    assert "could not log a line of rank 0 (RuntimeError: boom): bad" in capsys.readouterr().err
+
+
 def test_an_unreachable_ray_address_is_one_line_before_any_file(tmp_path):
     with pytest.raises(RunSetupError) as exc:
         make(tmp_path, Score(), ray_address="127.0.0.1:9")

@@ -354,7 +354,11 @@ class _LogRelay:
                 if self.stop.is_set():
                     return
                 continue
-            self.log(str(line))
+            try:
+                self.log(str(line))
+            except Exception as exc:  # a broken log must not drop the lines after it unseen
+                print(f"automl: could not log a line of rank 0 ({type(exc).__name__}: {exc}): {line}",
+                      file=sys.stderr)
 
     def close(self) -> None:
         """Pass on what is left, then stop the thread and the queue's actor."""

@@ -26,6 +26,10 @@ standardised results. On NAS-Bench-201 CIFAR-10 (beta 2.576, 100 queries) standa
 gave 93.93 on seeds 0-19 and ranks 94.18 on seeds 0-99: a few broken cells (10% accuracy beside
 85%) inflate the standard deviation, and with it the exploration.
 
+``noise`` is the GP's nugget: the variance, in the GP's units, added to the kernel's diagonal
+(1e-10, Auto-Keras's jitter, for exact metrics such as the NB201 table; larger values, e.g.
+0.05, let the GP average repeated noisy trainings instead of interpolating them).
+
 Deviations from Auto-Keras 0.3.7: the targets above (Auto-Keras fits the raw metric, so its
 exploration depends on the metric's scale) and an annealing temperature in those units; one
 consistent kernel for fit and predict; Cholesky failures retry with more jitter (never a silent
@@ -51,7 +55,7 @@ from automl.types import (
 from controllers.base import Controller
 from controllers.bayes.descriptor import descriptor
 from controllers.bayes.distance import Descriptor, DistanceCache
-from controllers.bayes.gp import TARGETS, EditDistanceGP, ucb
+from controllers.bayes.gp import JITTER, TARGETS, EditDistanceGP, ucb
 from controllers.bayes.search import Found, Seed, anneal
 from search_spaces.base import SearchSpace
 
@@ -66,7 +70,8 @@ class BayesController(Controller):
     requires: ClassVar[frozenset[str]] = frozenset({"graph"})
 
     def __init__(self, beta: float = 2.576, lam: float = 1.0, initial: int | None = None, neighbours: int = 8,
-                 t_min: float = 1e-4, decay: float = 0.9, inherit: bool = True, targets: Literal["rank", "standard"] = "rank") -> None:
+                 t_min: float = 1e-4, decay: float = 0.9, inherit: bool = True, targets: Literal["rank", "standard"] = "rank",
+                 noise: float = JITTER) -> None:
         super().__init__()
         if beta < 0 or lam < 0:
             raise ValueError(f"bayes: beta and lam must be >= 0 (got beta={beta}, lam={lam})")
@@ -82,6 +87,9 @@ class BayesController(Controller):
         if targets not in TARGETS:
             raise ValueError(f"bayes: targets must be one of {', '.join(TARGETS)}, got {targets!r}")
         self.targets = targets
+        if not noise > 0:
+            raise ValueError(f"bayes: noise must be > 0 (got {noise})")
+        self.noise = float(noise)
         self.last: Found | None = None  # the last tree search (for logs and tests)
 
     def bind(self, space: SearchSpace, task: Task, objectives: Sequence[Objective], seed: int) -> None:
@@ -90,7 +98,8 @@ class BayesController(Controller):
             raise ValueError(f"bayes: space {space.name!r} offers neither 'neighbors' (morphisms) nor 'decisions'")
         self.initial = self.initial_option or (10 if "decisions" in space.offers else 1)
         self.distances = DistanceCache(self.lam)
-        self.gp = EditDistanceGP(self.lam, seed=seed, distances=self.distances, targets=self.targets)
+        self.gp = EditDistanceGP(self.lam, seed=seed, distances=self.distances, targets=self.targets,
+                                noise=self.noise)
         self._descriptors: dict[str, Descriptor] = {}
         self.observed: list[tuple[dict[str, Any], float, int | None]] = []  # (arch, value, trial)
         self.tried: set[Hashable] = set()  # descriptor keys of everything proposed or told

@@ -169,7 +169,9 @@ class DartsController(OneShotController):
 
     def _search_in_group(self, ctx: PrepareContext, folder: Path) -> PrepareContext:
         """Run the search on the group, store rank 0's final checkpoint in ``folder``; the context
-        to derive from it. Rank 0's epoch lines reach ``ctx.log`` as ``rank 0: ...``."""
+        to derive from it. Rank 0's lines reach ``ctx.log`` as ``rank 0: ...``; the returned
+        context's log drops the lines rank 0 already said (the settings, the data split, the
+        derivation's warnings), which deriving from the checkpoint says again."""
         n, o = ctx.group_size, self.options
         if ctx.dataset_ref is None:
             raise ValueError("darts: a data-parallel search needs the run's dataset by reference")
@@ -183,7 +185,13 @@ class DartsController(OneShotController):
         job = GroupSearch(controller=self, dataset=ctx.dataset_ref, parts=self.search_parts(ctx.dataset),
                           device=ctx.device, checkpoint_path=str(path),
                           checkpoint=path.read_bytes() if path.is_file() else None)
-        final = ctx.call_group(run_group_search, job, log=(lambda line: log(f"rank 0: {line}")) if log else None)
+        relayed: set[str] = set()
+
+        def relay(line: str) -> None:
+            relayed.add(line)
+            log(f"rank 0: {line}")  # type: ignore[misc]
+
+        final = ctx.call_group(run_group_search, job, log=relay if log else None)
         if final is None:
             raise ValueError("darts: the data-parallel search returned no checkpoint")
         if not (path.is_file() and path.read_bytes() == final):  # rank 0 on this machine wrote it already
@@ -191,7 +199,9 @@ class DartsController(OneShotController):
             tmp = path.with_name(path.name + ".group")
             tmp.write_bytes(final)
             os.replace(tmp, path)
-        return dataclasses.replace(ctx, checkpoint_dir=folder)
+        # the derivation below repeats rank 0's settings, data and derivation lines: say them once
+        unseen = (lambda line: None if line in relayed else log(line)) if log else None
+        return dataclasses.replace(ctx, checkpoint_dir=folder, log=unseen)
 
     def search_parts(self, dataset: Any) -> tuple[str, ...]:
         return self.options.parts(tuple(getattr(dataset, "parts", ("train",))))
