@@ -10,6 +10,7 @@ import networkx as nx
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from automl.types import arch_key, Task
@@ -23,7 +24,8 @@ from search_spaces.seg_hierarchical import (
     k_best_paths,
     viterbi_path,
 )
-from search_spaces.seg_hierarchical.fused import conv_unit
+from search_spaces.seg_hierarchical import fused
+from search_spaces.seg_hierarchical.fused import _depthwise, conv_unit
 from search_spaces.seg_hierarchical.genotype import check_path, edge_index, num_edges
 from search_spaces.seg_hierarchical.mixed import CONV_OPS, MixedSource
 from search_spaces.seg_hierarchical.ops import make_op
@@ -45,21 +47,29 @@ def random_beta(layers: int, seed: int) -> torch.Tensor:
 
 
 class CountConvs:
-    """Counts ``F.conv2d`` calls (every conv of the package and of nn.Conv2d goes through it)."""
+    """Counts ``F.conv2d`` calls (every conv of the package and of nn.Conv2d goes through it) and
+    the 1x1 depthwise convs the fused unit does as per-channel products instead."""
 
     def __enter__(self):
         self.convs = 0
         self.original = nn.functional.conv2d
+        self.depthwise = fused._depthwise
 
         def counted(*args, **kwargs):
             self.convs += 1
             return self.original(*args, **kwargs)
 
+        def counted_product(x, weight, *args, **kwargs):
+            self.convs += weight.shape[-2:] == (1, 1)  # the other sizes reach F.conv2d
+            return self.depthwise(x, weight, *args, **kwargs)
+
         nn.functional.conv2d = counted
+        fused._depthwise = counted_product
         return self
 
     def __exit__(self, *exc):
         nn.functional.conv2d = self.original
+        fused._depthwise = self.depthwise
 
 
 # -- network level ------------------------------------------------------------------------------
@@ -256,6 +266,24 @@ def test_fused_unit_gradients_match_finite_differences():
         return conv_unit(u, [(k1, 1), (k1[:1], 2)], pw)
 
     assert torch.autograd.gradcheck(per_group_unit, (per_group, k1, pw), eps=1e-6, atol=1e-6)
+
+
+@pytest.mark.parametrize(("padding", "stride"), [((0, 0), 1), ((1, 2), 1), ((0, 0), 2), ((2, 1), 3)])
+def test_a_1x1_depthwise_conv_is_the_per_channel_product(padding, stride):
+    torch.manual_seed(0)
+    x, w = torch.randn(1, 5, 6, 7, dtype=torch.float64), torch.randn(5, 1, 1, 1, dtype=torch.float64)
+    ref = F.conv2d(x, w, padding=padding, stride=stride, groups=5)
+    assert torch.equal(_depthwise(x, w, padding, 1, stride), ref)
+
+
+def test_fused_unit_gradients_on_a_1x1_map_match_finite_differences():
+    """The deepest levels: 1x1 maps, so 1x1 (cropped) kernels and 1x1 kernel gradients."""
+    torch.manual_seed(2)
+    dt = torch.float64
+    u = torch.randn(1, 2, 2, 3, 1, 1, dtype=dt, requires_grad=True)
+    k1 = torch.randn(2, 2, 1, 1, 1, dtype=dt, requires_grad=True)
+    pw = torch.randn(2, 3, 2, dtype=dt, requires_grad=True)
+    assert torch.autograd.gradcheck(lambda u, k1, pw: conv_unit(u, [(k1, 2)], pw), (u, k1, pw), eps=1e-6, atol=1e-6)
 
 
 # -- the space ----------------------------------------------------------------------------------

@@ -9,7 +9,9 @@ BN statistics and recomputes the two cheap forward kernels in ``backward``.
 Depthwise backward is also done by hand: oneDNN's own backward is 10-20x slower than its
 forward for 5x5 and dilated depthwise kernels on CPU; grad_input = conv(grad, flipped kernel)
 and grad_kernel = conv(padded input, grad as the kernel, stride = dilation) are fast forward
-kernels. Kernels are cropped to the taps that can reach the map (exact) before they get here.
+kernels. Kernels are cropped to the taps that can reach the map (exact) before they get here;
+the 1x1 ones that leaves (1x1 maps) are per-channel products (:func:`_depthwise`), since torch
+runs 1x1 convs of a batch under 16 on one thread through a kernel that loops over the groups.
 """
 
 from __future__ import annotations
@@ -26,13 +28,27 @@ EPS = 1e-5
 Spec = tuple[tuple[int, int], ...]
 
 
+def _depthwise(x: torch.Tensor, weight: torch.Tensor, padding: tuple[int, int] = (0, 0), dilation: int = 1,
+               stride: int = 1) -> torch.Tensor:
+    """``F.conv2d(x, weight, groups=channels)`` for ``x`` [1, ch, H, W] and ``weight`` [ch, 1, kh, kw].
+    A 1x1 weight (the kernels on 1x1 maps, the kernel gradient of a 1x1 map) is a per-channel
+    product: torch sends 1x1 convs of a batch under 16 on one thread to its reference kernel,
+    which loops over the thousands of groups here (4x the time of a whole seg-hierarchical search
+    at 1 thread)."""
+    if weight.shape[-2:] == (1, 1):
+        if padding != (0, 0):
+            x = F.pad(x, (padding[1], padding[1], padding[0], padding[0]))
+        return x[..., ::stride, ::stride] * weight.view(1, -1, 1, 1)
+    return F.conv2d(x, weight, padding=padding, dilation=dilation, stride=stride, groups=x.shape[1])
+
+
 def _conv(x: torch.Tensor, k: torch.Tensor, d: int) -> torch.Tensor:
     """Depthwise conv of ``x`` [g, C, T, N, H, W] with ``k`` [g, C, 1, kh, kw] (shared over T, N)."""
     g, c, t, n, h, w = x.shape
     kh, kw = k.shape[-2:]
     wt = k.expand(g, c, t * n, kh, kw).reshape(g * c * t * n, 1, kh, kw)
     pad = (d * (kh - 1) // 2, d * (kw - 1) // 2)
-    return F.conv2d(x.reshape(1, -1, h, w), wt, padding=pad, dilation=d, groups=g * c * t * n).view(x.shape)
+    return _depthwise(x.reshape(1, -1, h, w), wt, pad, d).view(x.shape)
 
 
 def _conv_grads(
@@ -46,10 +62,10 @@ def _conv_grads(
     gx = gk = None
     if need_x:
         wt = k.flip(-1, -2).expand(g, c, t * n, kh, kw).reshape(ch, 1, kh, kw)
-        gx = F.conv2d(grad.reshape(1, ch, h, w), wt, padding=(ph, pw), dilation=d, groups=ch).view(x.shape)
+        gx = _depthwise(grad.reshape(1, ch, h, w), wt, (ph, pw), d).view(x.shape)
     if need_k:
         xp = F.pad(x.reshape(1, ch, h, w), (pw, pw, ph, ph))
-        gk = F.conv2d(xp, grad.reshape(ch, 1, h, w), stride=d, groups=ch)
+        gk = _depthwise(xp, grad.reshape(ch, 1, h, w), stride=d)
         gk = gk.view(g, c, t * n, kh, kw).sum(2, keepdim=True)
     return gx, gk
 
