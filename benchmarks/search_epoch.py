@@ -1,6 +1,6 @@
 """Throughput and memory of one search epoch of the ``darts`` controller (the GPU check).
 
-    python -m benchmarks.search_epoch [--which darts|autodeeplab] [--device cuda|cpu]
+    python -m benchmarks.search_epoch [--which darts|autodeeplab|demo] [--device cuda|cpu]
         [--batch 64] [--samples 50000] [--precision bf16,fp32] [--order 1]
         [--max-steps N] [--max-seconds S] [--warmup 5] [--threads 2] [--json out.json]
 
@@ -43,6 +43,9 @@ CONFIGS: dict[str, tuple[str, dict[str, Any], dict[str, Any], str, int, int, dic
     "darts": ("darts", {}, {"C": 16, "layers": 8}, "classification", 10, 32, {}),
     "autodeeplab": ("seg-hierarchical", {"layers": 12, "filter_multiplier": 8, "blocks": 5}, {},
                     "segmentation", 19, 64, {"arch_lr": 3e-3, "grad_clip": 0.0}),
+    # the zero-flag seg-hierarchical demo's supernet (its quick settings; 5 classes of `shapes`)
+    "demo": ("seg-hierarchical", {"layers": 4, "filter_multiplier": 4, "stem_channels": [16, 16, 32],
+                                  "aspp_channels": 32}, {}, "segmentation", 5, 32, {"arch_lr": 3e-2, "w_lr": 0.05}),
 }
 
 
