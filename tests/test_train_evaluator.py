@@ -122,6 +122,34 @@ def test_same_seed_same_metrics_other_seed_other_metrics(digits):
     assert run(5)["train_loss"] != run(6)["train_loss"]
 
 
+def test_channels_last_on_cpu_feeds_nhwc_reproducibly_and_leaves_the_model_contiguous():
+    data = load_dataset("shapes", num_samples=24)
+    seen: list[bool] = []
+
+    class Recorder(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            torch.manual_seed(0)
+            self.body = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.BatchNorm2d(8), nn.ReLU(), nn.Conv2d(8, 5, 1))
+
+        def forward(self, x):
+            seen.append(x.is_contiguous(memory_format=torch.channels_last) and not x.is_contiguous())
+            return self.body(x)
+
+    def run(channels_last: bool) -> tuple[dict[str, float], list[bool]]:
+        seen.clear()
+        model = Recorder()
+        out = TrainEvaluator(epochs=2, batch_size=8, channels_last=channels_last).evaluate({}, model, context(data))
+        assert all(p.is_contiguous() for p in model.parameters())
+        out.pop("train_seconds")
+        return out, list(seen)
+
+    nhwc, fed = run(True)
+    assert fed and all(fed)  # every training and validation batch
+    assert run(True)[0] == nhwc  # a seed gives the same metrics in this layout
+    assert not any(run(False)[1])
+
+
 def test_pruning_stops_after_the_reporting_epoch(digits):
     calls = []
 
