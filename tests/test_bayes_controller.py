@@ -13,6 +13,7 @@ from automl.types import Objective, Result, arch_key
 from controllers.bayes.controller import BayesController
 from controllers.bayes.descriptor import descriptor
 from controllers.bayes.distance import DistanceCache, distance
+from controllers.bayes.gp import EditDistanceGP
 from controllers.bayes.search import Seed, anneal
 from search_spaces.darts import DartsSpace
 from search_spaces.macro import MacroSpace
@@ -138,15 +139,49 @@ def test_a_noisy_gp_averages_repeated_results_instead_of_interpolating_them():
     assert np.abs(mu_noisy - z).max() > 0.05  # a nugget smooths them
 
 
-def test_state_dict_restores_the_next_proposal():
-    a = BayesController(initial=3)
-    drive(a, NB201Space(), 8, seed=4)
+@pytest.mark.parametrize("reembed", [True, False])
+def test_state_dict_restores_the_next_proposal(reembed):
+    a = BayesController(initial=3, reembed=reembed)
+    drive(a, NB201Space(), 7, seed=4)
+    assert reembed or a.gp.landmarks == 4 < len(a.gp.x)  # appended since the last redraw (at 4 points)
     state = a.state_dict()
-    assert len(state["tried"]) == 8  # every architecture asked, failures included, is never proposed again
-    b = BayesController(initial=3)
+    assert len(state["tried"]) == 7  # every architecture asked, failures included, is never proposed again
+    b = BayesController(initial=3, reembed=reembed)
     b.setup(NB201Space(), MAX, 99)
     b.load_state_dict(state)
     assert arch_key(a.ask().arch) == arch_key(b.ask().arch)
+    assert a.gp.landmarks == b.gp.landmarks and all(np.array_equal(x, y) for x, y in zip(a.gp.subsets, b.gp.subsets))
+
+
+def test_reembed_redraws_the_embedding_over_every_result_and_false_only_at_powers_of_two():
+    every, doubling = BayesController(initial=3), BayesController(initial=3, reembed=False)
+    for c in (every, doubling):
+        c.setup(NB201Space(), MAX, 0)
+    counts = {id(every): [], id(doubling): []}
+    for n in range(14):
+        for c in (every, doubling):
+            p = c.ask()
+            if n >= 3:
+                counts[id(c)].append(c.gp.landmarks)
+            c.tell(p, Result((score(p.arch),), trial=n))
+    assert counts[id(every)] == list(range(3, 14))  # every result is a landmark candidate at once
+    assert counts[id(doubling)] == [2, 4, 4, 4, 4, 8, 8, 8, 8, 8, 8]  # redrawn at 1, 2, 4 and 8 points only
+
+
+def test_the_embedding_of_n_points_depends_on_the_seed_and_n_only():
+    c = BayesController()
+    c.setup(NB201Space(), MAX, 0)
+    rng = np.random.default_rng(0)
+    descs = [c.descriptor(NB201Space().sample(rng)) for _ in range(12)]
+    ys = rng.normal(size=12)
+    first = EditDistanceGP(seed=7).fit(descs, ys)
+    grown = EditDistanceGP(seed=7).fit(descs[:5], ys[:5])
+    for d, y in zip(descs[5:], ys[5:]):
+        grown.add(d, y)  # refits at 8 and then appends: another embedding...
+    again = grown.fit(descs, ys)  # ...until a fit of the same 12 points
+    assert all(np.array_equal(x, y) for x, y in zip(first.subsets, again.subsets))
+    other = EditDistanceGP(seed=8).fit(descs, ys)
+    assert not all(np.array_equal(x, y) for x, y in zip(first.subsets, other.subsets))
 
 
 def test_bayes_needs_a_graph_and_refuses_bad_options():
@@ -156,6 +191,8 @@ def test_bayes_needs_a_graph_and_refuses_bad_options():
         BayesController(initial=0)
     with pytest.raises(ValueError, match="noise"):
         BayesController(noise=0)
+    with pytest.raises(ValueError, match="reembed must be true or false"):
+        BayesController(reembed="yes")
     space, controller = registry.create("space", "seg-unet"), registry.create("controller", "bayes")
     with pytest.raises(Exception, match="graph"):
         registry.check_compatible(space, controller, "seg-unet", "bayes")

@@ -6,14 +6,20 @@ Auto-Keras, the training architectures are embedded with Bourgain's construction
 ``i = 0..k`` (``k = ceil(log2 n - 1)``), ``t = ceil(ln n)`` times, a random subset ``S`` of
 ``2^i`` training points (drawn with replacement) gives the coordinate ``min_{s in S} d(x, s)``.
 The kernel is the RBF of these coordinates (``gamma = 1 / dimensions``), so it is PSD with a
-unit diagonal. Deviations from Auto-Keras 0.3.x (Appendix B): the same kernel serves fit and
-predict (new points are embedded against the stored subsets, never ``exp(-d^2)`` of raw
-distances); all ``t`` repetitions are drawn at every scale; a Cholesky failure retries with ten
-times the jitter instead of skipping the update.
+unit diagonal. The subsets of ``n`` points are drawn from a generator seeded by ``(seed, n)``
+(Auto-Keras reseeds with 123 before every embedding), so a refit of the same points gives the
+same kernel whatever happened before: a resumed search repeats exactly. Deviations from
+Auto-Keras 0.3.x (Appendix B): the same kernel serves fit and predict (new points are embedded
+against the stored subsets, never ``exp(-d^2)`` of raw distances); all ``t`` repetitions are drawn
+at every scale; a Cholesky failure retries with ten times the jitter instead of skipping the update.
 
-:meth:`EditDistanceGP.add` appends one observation by extending the Cholesky factor by a row
-(O(n^2)); the embedding is redrawn (a full fit) when ``n`` reaches the next power of two, where
-its number of scales changes.
+:meth:`EditDistanceGP.fit` embeds the points it is given (Auto-Keras refits, and so re-embeds,
+after every result). :meth:`EditDistanceGP.add` appends one observation by extending the Cholesky
+factor by a row (O(n^2)) against the current embedding, which is redrawn (a full fit) only when
+``n`` reaches the next power of two, where its number of scales changes. Between two redraws the
+newer points are never landmarks of the embedding, so it tells their neighbourhoods apart less
+well: :class:`~controllers.bayes.controller.BayesController` refits after every real result
+(``reembed``) and appends only the believers of pending trials.
 """
 
 from __future__ import annotations
@@ -45,16 +51,19 @@ class EditDistanceGP:
         self.targets, self.noise = targets, float(noise)
         self.lam = lam
         self.dist = distances if distances is not None else DistanceCache(lam)
-        self.rng = np.random.default_rng(seed)
+        self.seed = int(seed) % 2**63  # the embedding's generator takes (seed, n), both >= 0
         self.x: list[Descriptor] = []
         self.y = np.zeros(0)
         self.subsets: list[np.ndarray] = []
+        self.landmarks = 0  # how many (first) points the embedding's subsets were drawn from
 
     # -- embedding -------------------------------------------------------------------------------
     def _draw_subsets(self, n: int) -> None:
         k = max(0, math.ceil(math.log2(n) - 1)) if n > 1 else 0
         t = max(1, math.ceil(math.log(n))) if n > 1 else 1
-        self.subsets = [self.rng.integers(0, n, size=2**i) for i in range(k + 1) for _ in range(t)]
+        rng = np.random.default_rng([self.seed, n])
+        self.landmarks = n
+        self.subsets = [rng.integers(0, n, size=2**i) for i in range(k + 1) for _ in range(t)]
 
     def _coordinates(self, distances: np.ndarray) -> np.ndarray:
         """Bourgain coordinates of points whose distances to the training points are the rows."""
@@ -66,17 +75,15 @@ class EditDistanceGP:
         return np.exp(-gamma * sq)
 
     # -- fitting ---------------------------------------------------------------------------------
-    def fit(self, x: Sequence[Descriptor], y: Sequence[float], subsets: Sequence[np.ndarray] | None = None
-            ) -> EditDistanceGP:
-        """Fit from scratch (a new embedding unless ``subsets`` restores a stored one)."""
+    def fit(self, x: Sequence[Descriptor], y: Sequence[float], landmarks: int | None = None) -> EditDistanceGP:
+        """Fit from scratch: the embedding, the kernel and its Cholesky factor. The embedding's
+        subsets are drawn from the first ``landmarks`` points (default all; a resumed search
+        that had appended points since its last redraw passes that redraw's count)."""
         self.x, self.y = list(x), np.asarray(y, dtype=float)
         if not self.x:
             raise ValueError("the GP needs at least one observation")
         self.distances = self.dist.matrix(self.x, self.x)
-        if subsets is None:
-            self._draw_subsets(len(self.x))
-        else:
-            self.subsets = [np.asarray(s, dtype=int) for s in subsets]
+        self._draw_subsets(len(self.x) if landmarks is None else min(int(landmarks), len(self.x)))
         self.coords = self._coordinates(self.distances)
         self.kernel = self._rbf(self.coords, self.coords)
         self.chol = _cholesky(self.kernel, self.noise)
