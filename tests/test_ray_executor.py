@@ -229,3 +229,14 @@ def test_a_failing_group_member_is_one_line(local_ray):
 
 def _fail(message: str) -> None:
     raise RuntimeError(message)
+
+
+def test_bayes_proposes_while_trials_are_in_flight(local_ray, tmp_path):
+    """Auto-Keras BO under Ray: pending trials are kriging believers, so the GP proposals made
+    while another trial runs are distinct from it, and each names the trial it descends from."""
+    summary = make(tmp_path, Score(), budget=16, controller="bayes").execute()
+    assert len(summary.records) == 16 and all(r.state == "complete" for r in summary.records)
+    assert len({r.key for r in summary.records}) == 16
+    guided = [r for r in summary.records if r.proposal.get("parent") is not None]
+    assert len(guided) >= 5  # 10 initial samples, then the GP's proposals
+    assert all(r.proposal["parent"] < r.number for r in guided)

@@ -87,7 +87,7 @@ class SegHierarchicalSpace(SearchSpace):
             "controller": {"epochs": 8, "batch_size": 16, "warmup_epochs": 3, "w_lr": 0.05, "arch_lr": 3e-2,
                            "arch_weight_decay": 1e-3, "supernet": {"max_skips": 2}},
             # AdamW at 3e-3 on batches of 8: at 1e-3 on 16 (the earlier setting) both nets stayed near
-            # 0.35-0.40 val mIoU. channels_last: 91 instead of 117 ms a training step on the CPU. 15
+            # 0.35-0.40 val mIoU. channels_last: the found net's retrain 85 -> 72 s on the CPU. 15
             # epochs raise both nets (0.476 vs 0.451, seeds 0-2) but shrink the found net's lead
             "evaluators": [{"name": "train", "epochs": 12, "batch_size": 8, "lr": 3e-3, "optimizer": "adamw",
                             "channels_last": True, "save_weights": True},
