@@ -1,8 +1,8 @@
 """``bayes``: Auto-Keras's Bayesian optimisation over architectures (Jin et al. 2019;
 docs/algorithms.md §3).
 
-Each ``ask`` fits (incrementally) an :class:`~controllers.bayes.gp.EditDistanceGP` to the results
-so far, then runs the annealed tree search (:func:`~controllers.bayes.search.anneal`) from every
+Each ``ask`` fits an :class:`~controllers.bayes.gp.EditDistanceGP` to the results so far (anew,
+with a new embedding, after every result; see ``reembed``), then runs the annealed tree search (:func:`~controllers.bayes.search.anneal`) from every
 trained architecture over the space's ``neighbors`` (network morphisms on ``morph``, one-decision
 mutations on spaces built from decisions), scoring each unseen neighbour by UCB
 (``mu + beta * sigma``); the best neighbour is proposed with the trial it descends from as its
