@@ -43,10 +43,24 @@ CONFIGS: dict[str, tuple[str, dict[str, Any], dict[str, Any], str, int, int, dic
     "darts": ("darts", {}, {"C": 16, "layers": 8}, "classification", 10, 32, {}),
     "autodeeplab": ("seg-hierarchical", {"layers": 12, "filter_multiplier": 8, "blocks": 5}, {},
                     "segmentation", 19, 64, {"arch_lr": 3e-3, "grad_clip": 0.0}),
-    # the zero-flag seg-hierarchical demo's supernet (its quick settings; 5 classes of `shapes`)
-    "demo": ("seg-hierarchical", {"layers": 4, "filter_multiplier": 4, "stem_channels": [16, 16, 32],
-                                  "aspp_channels": 32}, {}, "segmentation", 5, 32, {"arch_lr": 3e-2, "w_lr": 0.05}),
+    # the zero-flag seg-hierarchical demo's supernet: filled from the space's quick settings (config)
+    "demo": ("seg-hierarchical", {}, {}, "segmentation", 5, 32, {}),
 }
+DEMO_TRAINER_KEYS = ("w_lr", "arch_lr", "arch_weight_decay")  # the quick settings' keys a search step reads
+
+
+def config(which: str) -> tuple[str, dict[str, Any], dict[str, Any], str, int, int, dict[str, Any]]:
+    """``CONFIGS[which]``; ``demo`` gets the space and trainer options of ``seg-hierarchical``'s
+    darts quick settings (read, not copied, so the benchmark follows them; 5 classes of 32x32
+    ``shapes``)."""
+    if which != "demo":
+        return CONFIGS[which]
+    from search_spaces.seg_hierarchical import SegHierarchicalSpace
+
+    quick = SegHierarchicalSpace.quick_settings["darts"]
+    trainer = {k: v for k, v in quick["controller"].items() if k in DEMO_TRAINER_KEYS}
+    space, _, net, kind, classes, size, _ = CONFIGS["demo"]
+    return space, dict(quick["space"]), net, kind, classes, size, trainer
 
 
 def _sync(device: Any) -> None:
@@ -71,7 +85,7 @@ def child(args: argparse.Namespace, precision: str) -> dict[str, Any]:
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
     device = torch.device(args.device)
-    space_name, space_opts, net_opts, kind, classes, size, trainer_opts = CONFIGS[args.which]
+    space_name, space_opts, net_opts, kind, classes, size, trainer_opts = config(args.which)
     space = registry.create("space", space_name, space_opts)
     net = space.supernet(Task(kind, 3, (size, size), classes), sampling="softmax", **net_opts)
     options = DartsOptions(order=args.order, batch_size=args.batch, **trainer_opts)

@@ -57,6 +57,16 @@ def test_every_configuration_builds_its_supernet(which: str) -> None:
     from automl import registry
     from automl.types import Task
 
-    space_name, space_opts, net_opts, kind, classes, size, _ = search_epoch.CONFIGS[which]
+    space_name, space_opts, net_opts, kind, classes, size, _ = search_epoch.config(which)
     net = registry.create("space", space_name, space_opts).supernet(Task(kind, 3, (size, size), classes), **net_opts)
     assert net.arch_parameters()
+
+
+def test_the_demo_configuration_follows_the_quick_settings() -> None:
+    from search_spaces.seg_hierarchical import SegHierarchicalSpace
+
+    quick = SegHierarchicalSpace.quick_settings["darts"]
+    _, space_opts, _, _, _, _, trainer = search_epoch.config("demo")
+    assert space_opts == quick["space"]
+    assert trainer == {"w_lr": quick["controller"]["w_lr"], "arch_lr": quick["controller"]["arch_lr"],
+                       "arch_weight_decay": quick["controller"]["arch_weight_decay"]}
