@@ -11,6 +11,9 @@
   where the scaled sample is smaller, and a horizontal flip, per sample (Auto-DeepLab's random
   scale + crop + flip).
 
+:func:`flip` is the mirroring alone (no crop, no scale), for short trainings where the full
+transform slows learning more than it curbs over-fitting.
+
 Every draw comes from the given ``torch.Generator``, so a seeded search repeats exactly and a
 resumed one continues the same stream (the generator's state goes into its checkpoint).
 Imports nothing of the project, like :mod:`automl.types`.
@@ -41,6 +44,19 @@ def augment(images: torch.Tensor, targets: torch.Tensor, generator: torch.Genera
     if targets.dim() == 1:
         return _classification(images, generator, flip=images.dim() == 4), targets
     return _segmentation(images, targets, generator, ignore_index, crop)
+
+
+def flip(images: torch.Tensor, targets: torch.Tensor, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+    """The batch with each sample mirrored left-right with probability 1/2 (masks with it; labels
+    kept): the light half of the training transform, for images of classification or
+    segmentation (a mirrored clip would reverse the motion that labels video classes)."""
+    if images.dim() != 4:
+        raise ValueError(f"flip takes image batches [N, C, H, W], got {images.dim()}-D input")
+    mirrored = torch.rand(images.shape[0], generator=generator) < 0.5
+    images = torch.where(mirrored.view(-1, 1, 1, 1).to(images.device), images.flip(-1), images)
+    if targets.dim() == 3:
+        targets = torch.where(mirrored.view(-1, 1, 1).to(targets.device), targets.flip(-1), targets)
+    return images, targets
 
 
 def crop_size(size: tuple[int, int], crop: tuple[int, int] | None) -> tuple[int, int]:

@@ -38,6 +38,9 @@ zero-flag seg-hierarchical demo's 12-epoch retrain of its found net from 85.0 to
 (``train_seconds``; 4-channel maps, where BatchNorm and the convolutions run faster in NHWC). A
 seed gives the same metrics every time in either layout on CPU, but not the same as in the other
 layout (rounding differs).
+
+Both optimizers use PyTorch's fused kernels where the parameters allow (floating point, one CPU
+or CUDA device): on the CPU the AdamW step over the demo's found net took 1.1 ms instead of 6.5.
 """
 
 from __future__ import annotations
@@ -48,7 +51,7 @@ import math
 import os
 import time
 import warnings
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any, Literal
 
 import torch
@@ -56,9 +59,11 @@ from torch import nn
 from torch.nn import functional as F
 
 from evaluators.base import EvalContext, EvaluationError, Evaluator, TrialPruned
+from automl.augment import augment, flip
 from automl.metrics import confusion, summary
 from automl.types import Arch, Task
 
+Batch = tuple[torch.Tensor, torch.Tensor]
 PRIMARY = {"classification": "val_acc", "segmentation": "val_miou", "video": "val_acc"}  # video: clip labels
 
 
@@ -69,7 +74,10 @@ class TrainEvaluator(Evaluator):
     ``eval_batch_size`` 256, ``optimizer`` sgd|adamw, ``lr`` (0.05 | 1e-3), ``momentum`` 0.9,
     ``nesterov``, ``weight_decay`` (5e-4 | 0.01), ``schedule`` cosine|constant,
     ``warmup_epochs`` 0, ``label_smoothing`` 0, ``grad_clip`` (max global norm, off),
-    ``amp`` off|auto|bf16|fp16, ``channels_last``, ``select`` best|last, ``save_weights``
+    ``amp`` off|auto|bf16|fp16, ``channels_last``, ``augment`` off|flip|full (training batches
+    only: a per-sample horizontal flip, or the whole training transform of :mod:`automl.augment`:
+    pad-crop + flip, or random scale + crop + flip for segmentation; ``true`` = full; ``flip`` is
+    refused for video), ``select`` best|last, ``save_weights``
     (``ctx.trial_dir / "weights.pt"``, a CPU ``state_dict``): ``front`` (default) keeps the
     weights of the trials on the run's Pareto front (the run removes the others'), ``true``
     every trial's, ``false`` none; ``deterministic`` (PyTorch's reproducibility settings on
@@ -111,6 +119,7 @@ class TrainEvaluator(Evaluator):
         grad_clip: float | None = None,
         amp: str | bool = "off",
         channels_last: bool = False,
+        augment: str | bool = "off",
         select: str = "best",
         save_weights: bool | Literal["front"] = "front",
         deterministic: bool = False,
@@ -142,6 +151,8 @@ class TrainEvaluator(Evaluator):
         amp = {True: "auto", False: "off"}.get(amp, amp) if isinstance(amp, bool) else amp
         self.amp = _choice("amp", amp, ("auto", "bf16", "fp16", "off"))
         self.channels_last = _bool("channels_last", channels_last)
+        augment = {True: "full", False: "off"}[augment] if isinstance(augment, bool) else augment
+        self.augment = _choice("augment", augment, ("off", "flip", "full"))
         self.select = _choice("select", select, ("best", "last"))
         if save_weights != "front":
             save_weights = _bool("save_weights", save_weights)
@@ -163,6 +174,11 @@ class TrainEvaluator(Evaluator):
 
     def objective_for(self, task: Task) -> str | None:
         return f"{PRIMARY[task.kind]}:max" if task.kind in PRIMARY else None
+
+    def setup(self, space: Any, task: Task) -> None:
+        if self.augment == "flip" and task.kind == "video":
+            raise ValueError("train: augment 'flip' would mirror clips, reversing the motion that labels video classes; "
+                             "accepted for video: off, full (a random crop of every frame alike)")
 
     # -- public ------------------------------------------------------------------------------
     def evaluate(self, arch: Arch, model: Any, ctx: EvalContext) -> Mapping[str, float]:
@@ -223,6 +239,7 @@ class TrainEvaluator(Evaluator):
         optimizer = self._make_optimizer(model)
         base_lrs = [group["lr"] for group in optimizer.param_groups]
         generator = torch.Generator().manual_seed(ctx.seed)
+        transform = self._transform(ctx.seed, ignore)
 
         batch_size = min(self.batch_size, data.num_samples("train"))
         per_epoch = data.num_samples("train") // batch_size
@@ -241,6 +258,8 @@ class TrainEvaluator(Evaluator):
             model.train()
             losses: list[torch.Tensor] = []  # summed once per epoch: no per-step sync or extra kernel
             for x, y in data.batches("train", batch_size, shuffle=True, generator=generator, device=device, drop_last=True):
+                if transform is not None:
+                    x, y = transform(x, y)
                 if channels_last:
                     x = x.contiguous(memory_format=fmt)
                 elapsed = time.perf_counter() - start
@@ -305,16 +324,29 @@ class TrainEvaluator(Evaluator):
             result.update(_validate(model, data, self.eval_batch_size, device, fmt, amp_dtype, resize, part="test"))
         return result
 
+    def _transform(self, seed: int, ignore_index: int) -> Callable[[torch.Tensor, torch.Tensor], Batch] | None:
+        """The training batches' augmentation (None when off), drawing from its own generator so
+        that the order of the batches is the same with and without it."""
+        if self.augment == "off":
+            return None
+        generator = torch.Generator().manual_seed(seed + 1)
+        if self.augment == "flip":
+            return lambda x, y: flip(x, y, generator)
+        return lambda x, y: augment(x, y, generator, ignore_index=ignore_index)
+
     def _make_optimizer(self, model: nn.Module) -> torch.optim.Optimizer:
         params = [p for p in model.parameters() if p.requires_grad]
         if not params:
             raise EvaluationError("train: the model has no trainable parameters")
+        # The fused kernels update every tensor in one call: on the 2-core CPU AdamW's step over
+        # the zero-flag demo's found net took 1.1 ms instead of 6.5 ms (a ~110 ms training step).
+        fused = {"fused": True} if _fusable(params) else {}
         if self.optimizer == "sgd":
             return torch.optim.SGD(
                 params, lr=self.lr, momentum=self.momentum, weight_decay=self.weight_decay,
-                nesterov=self.nesterov and self.momentum > 0,
+                nesterov=self.nesterov and self.momentum > 0, **fused,
             )
-        return torch.optim.AdamW(params, lr=self.lr, weight_decay=self.weight_decay)
+        return torch.optim.AdamW(params, lr=self.lr, weight_decay=self.weight_decay, **fused)
 
     def _lr_factor(self, step: int, elapsed: float, planned: int, warmup: float) -> float:
         """Multiplier of the base lr: linear warm-up, then cosine over the budget's progress."""
@@ -504,3 +536,10 @@ def _bool(name: str, value: Any) -> bool:
         raise TypeError(f"train: {name} must be true or false, got {value!r}")
     return value
 
+
+def _fusable(params: list[torch.Tensor]) -> bool:
+    """Whether PyTorch's fused optimizer kernels take these tensors: floating point, all on
+    one CPU or CUDA device (other devices and mixed placements keep the per-tensor loop)."""
+    devices = {p.device for p in params}
+    return (len(devices) == 1 and next(iter(devices)).type in ("cpu", "cuda")
+            and all(p.dtype in (torch.float16, torch.bfloat16, torch.float32, torch.float64) for p in params))

@@ -3,9 +3,11 @@ and repeats exactly from a seeded generator (so a resumed search sees the same b
 
 from __future__ import annotations
 
+import pytest
 import torch
 
-from automl.augment import augment
+
+from automl.augment import augment, flip
 from controllers.oneshot.batches import Augmenter, Batch
 
 
@@ -67,3 +69,21 @@ def test_segmentation_crop_gives_the_crop_size_never_larger_than_the_image():
     aug = Augmenter(True, seed=0, ignore_index=255, crop=8)
     out = aug(Batch(images, masks))
     assert out.images.shape[-2:] == (8, 8) and out.targets.shape[-2:] == (8, 8)
+
+
+def test_flip_mirrors_each_sample_with_its_mask_or_leaves_it_alone():
+    images = torch.randn(32, 3, 6, 7)
+    masks = torch.randint(0, 5, (32, 6, 7))
+    labels = torch.arange(32)
+    out_x, out_y = flip(images, masks, torch.Generator().manual_seed(0))
+    mirrored = [torch.equal(out_x[i], images[i].flip(-1)) for i in range(32)]
+    for i in range(32):
+        assert mirrored[i] or torch.equal(out_x[i], images[i])
+        assert torch.equal(out_y[i], masks[i].flip(-1) if mirrored[i] else masks[i])
+    assert 8 <= sum(mirrored) <= 24  # about half
+    again = flip(images, masks, torch.Generator().manual_seed(0))
+    assert torch.equal(again[0], out_x) and torch.equal(again[1], out_y)
+    same_labels = flip(images, labels, torch.Generator().manual_seed(0))
+    assert torch.equal(same_labels[0], out_x) and torch.equal(same_labels[1], labels)
+    with pytest.raises(ValueError, match="flip takes image batches"):
+        flip(torch.zeros(2, 3, 4, 5, 5), labels[:2], torch.Generator())

@@ -122,32 +122,72 @@ def test_same_seed_same_metrics_other_seed_other_metrics(digits):
     assert run(5)["train_loss"] != run(6)["train_loss"]
 
 
+class Recorder(nn.Module):
+    """A small segmentation net that keeps every batch it is fed, with the mode it was in."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        torch.manual_seed(0)
+        self.body = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.BatchNorm2d(8), nn.ReLU(), nn.Conv2d(8, 5, 1))
+        self.fed: list[tuple[bool, torch.Tensor]] = []
+
+    def forward(self, x):
+        self.fed.append((self.training, x.detach().clone(memory_format=torch.preserve_format)))
+        return self.body(x)
+
+
 def test_channels_last_on_cpu_feeds_nhwc_reproducibly_and_leaves_the_model_contiguous():
     data = load_dataset("shapes", num_samples=24)
-    seen: list[bool] = []
-
-    class Recorder(nn.Module):
-        def __init__(self) -> None:
-            super().__init__()
-            torch.manual_seed(0)
-            self.body = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.BatchNorm2d(8), nn.ReLU(), nn.Conv2d(8, 5, 1))
-
-        def forward(self, x):
-            seen.append(x.is_contiguous(memory_format=torch.channels_last) and not x.is_contiguous())
-            return self.body(x)
 
     def run(channels_last: bool) -> tuple[dict[str, float], list[bool]]:
-        seen.clear()
         model = Recorder()
         out = TrainEvaluator(epochs=2, batch_size=8, channels_last=channels_last).evaluate({}, model, context(data))
         assert all(p.is_contiguous() for p in model.parameters())
         out.pop("train_seconds")
-        return out, list(seen)
+        return out, [x.is_contiguous(memory_format=torch.channels_last) and not x.is_contiguous() for _, x in model.fed]
 
     nhwc, fed = run(True)
     assert fed and all(fed)  # every training and validation batch
     assert run(True)[0] == nhwc  # a seed gives the same metrics in this layout
     assert not any(run(False)[1])
+
+
+def test_augment_flip_and_full_transform_training_batches_only():
+    data = load_dataset("shapes", num_samples=24)
+
+    def run(augment: str) -> tuple[list[torch.Tensor], list[torch.Tensor], dict[str, float]]:
+        model = Recorder()
+        out = TrainEvaluator(epochs=1, batch_size=8, augment=augment).evaluate({}, model, context(data))
+        out.pop("train_seconds")
+        return [x for t, x in model.fed if t], [x for t, x in model.fed if not t], out
+
+    plain_train, plain_val, _ = run("off")
+    flipped_train, flipped_val, flipped = run("flip")
+    for plain, flipped_batch in zip(plain_train, flipped_train, strict=True):  # same batches, some mirrored
+        assert all(torch.equal(f, p) or torch.equal(f, p.flip(-1)) for p, f in zip(plain, flipped_batch, strict=True))
+    assert any(not torch.equal(p, f) for p, f in zip(plain_train, flipped_train))
+    assert all(torch.equal(p, f) for p, f in zip(plain_val, flipped_val, strict=True))  # validation untouched
+    assert run("flip")[2] == flipped  # seeded
+    full_train, full_val, _ = run("full")  # scale + crop + flip: not a mirror of the batch
+    assert any(not (torch.equal(f, p) or torch.equal(f, p.flip(-1)))
+               for plain, full in zip(plain_train, full_train) for p, f in zip(plain, full))
+    assert all(torch.equal(p, f) for p, f in zip(plain_val, full_val, strict=True))
+    assert TrainEvaluator(augment=True).augment == "full" and TrainEvaluator(augment=False).augment == "off"
+
+
+def test_augment_flip_is_refused_for_video_and_optimizers_are_fused_on_the_cpu():
+    video = Task(kind="video", in_channels=3, input_size=(4, 8, 8), num_classes=3)
+    with pytest.raises(ValueError, match="augment 'flip' would mirror clips.*accepted for video: off, full"):
+        TrainEvaluator(augment="flip").setup(SearchSpace(), video)
+    TrainEvaluator(augment="full").setup(SearchSpace(), video)
+    for name in ("sgd", "adamw"):
+        optimizer = TrainEvaluator(optimizer=name)._make_optimizer(small_cnn())
+        assert optimizer.defaults["fused"] is True
+    half = small_cnn().to(torch.bfloat16)
+    assert TrainEvaluator()._make_optimizer(half).defaults["fused"] is True
+    mixed = small_cnn()
+    mixed[0].weight.data = mixed[0].weight.data.double()
+    assert TrainEvaluator()._make_optimizer(mixed).defaults["fused"] is True  # dtypes may differ; devices may not
 
 
 def test_pruning_stops_after_the_reporting_epoch(digits):
@@ -276,6 +316,7 @@ def test_errors_name_the_problem(digits):
         ({"save_weights": "yes"}, TypeError, "save_weights must be true or false"),
         ({"batch_size": 0}, ValueError, "batch_size must be an integer >= 1"),
         ({"schedule": "step"}, ValueError, "schedule must be one of cosine, constant"),
+        ({"augment": "mirror"}, ValueError, "augment must be one of off, flip, full, got 'mirror'"),
     ],
 )
 def test_option_errors(options, error, message):
