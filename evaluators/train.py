@@ -40,7 +40,8 @@ seed gives the same metrics every time in either layout on CPU, but not the same
 layout (rounding differs).
 
 Both optimizers use PyTorch's fused kernels where the parameters allow (floating point, one CPU
-or CUDA device): on the CPU the AdamW step over the demo's found net took 1.1 ms instead of 6.5.
+or CUDA device): on the 2-core CPU an 18-epoch retrain of the demo's found net (F=8) took 97 s
+instead of 104 s.
 """
 
 from __future__ import annotations

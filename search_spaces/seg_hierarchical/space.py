@@ -91,8 +91,8 @@ class SegHierarchicalSpace(SearchSpace):
                            "arch_weight_decay": 1e-3, "supernet": {"max_skips": 2}},
             # AdamW at 3e-3 on batches of 8: at 1e-3 on 16 (the earlier setting) both nets stayed near
             # 0.35-0.40 val mIoU. channels_last: the found net's retrain 85 -> 72 s on the CPU. At
-            # F=8 the lead over the U-Net holds with epochs (15: 0.510 vs 0.454, seeds 0-2; 30: 0.655
-            # vs 0.579, seed 0), so the demo takes the 15 epochs that fit in 3 minutes
+            # F=8 the lead over the U-Net holds with epochs (15: 0.510 vs 0.454; 30: 0.629 vs 0.584;
+            # seeds 0-2), so the demo takes the 15 epochs that fit in 3 minutes
             "evaluators": [{"name": "train", "epochs": 15, "batch_size": 8, "lr": 3e-3, "optimizer": "adamw",
                             "channels_last": True, "save_weights": True},
                            {"name": "latency", "min_run_time": 0.1}],
