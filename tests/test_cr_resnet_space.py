@@ -160,6 +160,11 @@ def test_output_shapes(stem_stride):
 def test_basic_blocks_and_training_step():
     space = small(block="basic", head="aspp", blocks=8)
     model = space.build(space.sample(np.random.default_rng(0)), TASKS["segmentation"])
+    stride8 = small(block="basic", head="aspp", blocks=8, stem_stride=1).build(
+        space.sample(np.random.default_rng(0)), TASKS["segmentation"]
+    )
+    rates = [b[0].dilation[0] for b in stride8.head.aspp.branches if b[0].kernel_size == (3, 3)]
+    assert rates == [1, 1, 2]  # 6/12/18 x 16/8 x 32/513 on 32x32 images, not 12/24/36 on a 4x4 map
     out = model(torch.randn(2, 3, *SIZE))
     out.mean().backward()
     assert out.shape == (2, 5, *SIZE)

@@ -500,3 +500,26 @@ def test_expected_latency_is_differentiable_and_meets_the_arch_latency_when_satu
     assert net.expected_latency(lut).item() == pytest.approx(net.arch_latency(arch, lut), rel=1e-4)
     with pytest.raises(KeyError, match="latency_keys"):
         net.arch_latency(arch, {})
+
+
+def test_aspp_rates_scale_with_stride_and_with_inputs_smaller_than_deeplab_crops():
+    from search_spaces.seg_hierarchical.network import aspp_rates_at
+
+    assert aspp_rates_at((6, 12, 18), 16) == (6, 12, 18)
+    assert aspp_rates_at((6, 12, 18), 8, (513, 513)) == (12, 24, 36)  # DeepLab's crops: stride only
+    assert aspp_rates_at((6, 12, 18), 4, (769, 1537)) == (24, 48, 72)
+    assert aspp_rates_at((6, 12, 18), 1) == (96, 192, 288)  # no size: stride only
+    assert aspp_rates_at((6, 12, 18), 1, (32, 48)) == (6, 12, 18)  # 32/513 of the stride-1 rates
+    assert aspp_rates_at((6, 12, 18), 16, (64, 64)) == (1, 1, 2)  # never below 1
+
+    def dilations(net: nn.Module) -> list[int]:
+        return [branch[0].dilation[0] for branch in net.aspp.branches if branch[0].kernel_size == (3, 3)]
+
+    space = tiny_space(retrain_stem_stride=1)
+    arch = space.sample(np.random.default_rng(3))
+    last = space.genotype(arch).path[-1]
+    small = space.build(arch, Task("segmentation", 3, (32, 32), 5))
+    assert dilations(small) == list(aspp_rates_at((6, 12, 18), 2**last, (32, 32)))
+    assert small(torch.randn(2, 3, 32, 32)).shape == (2, 5, 32, 32)
+    large = space.build(arch, Task("segmentation", 3, (513, 513), 5))
+    assert dilations(large) == [round(r * 16 / 2**last) for r in (6, 12, 18)]

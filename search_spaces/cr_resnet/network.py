@@ -136,8 +136,9 @@ class FPNHead(nn.Module):
 
 
 class ASPPHead(nn.Module):
-    """Catalogue ASPP on the last stage (DeepLab rates 6/12/18 scaled to its output stride), 1x1
-    classifier, bilinear resize to ``size``."""
+    """Catalogue ASPP on the last stage (DeepLab rates 6/12/18 scaled to its output stride and,
+    below DeepLab's 513-pixel crops, to ``input_size``: ``aspp_rates_at``), 1x1 classifier,
+    bilinear resize to ``size``."""
 
     def __init__(
         self,
@@ -145,10 +146,13 @@ class ASPPHead(nn.Module):
         num_classes: int,
         head_channels: int,
         output_stride: int,
+        input_size: Sequence[int] | None = None,
     ) -> None:
         super().__init__()
         self.aspp = ASPP(
-            channels[-1], head_channels, rates=aspp_rates_at((6, 12, 18), output_stride)
+            channels[-1],
+            head_channels,
+            rates=aspp_rates_at((6, 12, 18), output_stride, input_size),
         )
         self.classifier = nn.Conv2d(head_channels, num_classes, 1)
 
@@ -165,6 +169,7 @@ def make_head(
     num_classes: int,
     head_channels: int,
     stem_stride: int,
+    input_size: Sequence[int] | None = None,
 ) -> nn.Module:
     """The head of a ``classification`` or ``segmentation`` task (``fpn`` or ``aspp``)."""
     if kind == "classification":
@@ -177,7 +182,11 @@ def make_head(
         return FPNHead(channels, num_classes, head_channels)
     if head == "aspp":
         return ASPPHead(
-            channels, num_classes, head_channels, output_stride=8 * stem_stride
+            channels,
+            num_classes,
+            head_channels,
+            output_stride=8 * stem_stride,
+            input_size=input_size,
         )
     raise ValueError(f"cr-resnet: head must be one of {', '.join(HEADS)}, got {head!r}")
 
@@ -203,6 +212,7 @@ class CRResNet(nn.Module):
         stem_stride: int,
         head: str,
         head_channels: int,
+        input_size: Sequence[int] | None = None,
     ) -> None:
         super().__init__()
         if len(dilations) != sum(depths):
@@ -227,7 +237,7 @@ class CRResNet(nn.Module):
             self.stages.append(nn.Sequential(*stage))
             c_in = channels[s]
         self.head = make_head(
-            kind, head, channels, num_classes, head_channels, stem_stride
+            kind, head, channels, num_classes, head_channels, stem_stride, input_size
         )
         self.active = [int(d) for d in depths]
         self.set_dilations(dilations)

@@ -179,6 +179,7 @@ class CRResNetSpace(SearchSpace):
             "stem_stride": self.stem_stride,
             "head": self.head,
             "head_channels": self.head_channels,
+            "input_size": tuple(task.input_size),
         }
 
     def build(self, arch: Arch, task: Task | None = None) -> CRResNet:

@@ -52,7 +52,8 @@ class SegHierarchicalSpace(SearchSpace):
     Options: ``layers`` L (12), ``blocks`` B (5), ``filter_multiplier`` F of the search supernet
     (8, as in the paper's search), ``retrain_filter_multiplier`` F of :meth:`build` (20 =
     Auto-DeepLab-S; the paper's M/L use 32/48), ``stem_channels`` of the built stem (64, 64, 128),
-    ``aspp_rates`` of the built 5-branch ASPP at output stride 16 (6, 12, 18; scaled by 16/s),
+    ``aspp_rates`` of the built 5-branch ASPP at output stride 16 (6, 12, 18; scaled by 16/s and,
+    for images under DeepLab's 513-pixel crops, by side/513: ``network.aspp_rates_at``),
     ``aspp_channels`` (256), ``decoder`` (DeepLabv3+ decoder on level-0 features, True),
     ``stem_stride`` of the search supernet (4 as in Auto-DeepLab, whose levels run at strides
     4..32) and ``retrain_stem_stride`` of :meth:`build` (default: ``stem_stride``). 2 or 1 suit
@@ -76,7 +77,7 @@ class SegHierarchicalSpace(SearchSpace):
                   "crop_size": 321},
     }
     quick_settings: ClassVar[Mapping[str, Mapping[str, Any]]] = {
-        "darts": {  # a 4-layer lattice at F=4 on 32x32 shapes: about 2 min 46 s on a 2-core CPU
+        "darts": {  # a 4-layer lattice at F=4 on 32x32 shapes: about 2 min 40 s on a 2-core CPU
             # retrained at stem stride 1 (searched at the paper's 4): on 32x32 images stride 4 leaves
             # 8x8 maps; the same derived net reached val mIoU 0.29 at stride 4 and 0.38 at stride 1.
             # Retrained twice as wide (F=8, as Auto-DeepLab retrains wider than it searches): its
@@ -90,9 +91,10 @@ class SegHierarchicalSpace(SearchSpace):
             "controller": {"epochs": 8, "batch_size": 16, "warmup_epochs": 3, "w_lr": 0.05, "arch_lr": 3e-2,
                            "arch_weight_decay": 1e-3, "supernet": {"max_skips": 2}},
             # AdamW at 3e-3 on batches of 8: at 1e-3 on 16 (the earlier setting) both nets stayed near
-            # 0.35-0.40 val mIoU. channels_last: the found net's retrain 85 -> 72 s on the CPU. At
-            # F=8 the lead over the U-Net holds with epochs (15: 0.510 vs 0.454; 30: 0.629 vs 0.584;
-            # seeds 0-2), so the demo takes the 15 epochs that fit in 3 minutes
+            # 0.35-0.40 val mIoU; batch 4 gave 0.545 against 0.573 (seed 0, 15 epochs) in 123 s
+            # against 84. channels_last: the found net's retrain 85 -> 72 s on the CPU. At F=8 the
+            # lead over the U-Net holds with epochs (seeds 0-2, README), so the demo takes the 15
+            # epochs that fit in 3 minutes (17 gave seed 0 0.593 but took 3 min 15-26 s on a slow day)
             "evaluators": [{"name": "train", "epochs": 15, "batch_size": 8, "lr": 3e-3, "optimizer": "adamw",
                             "channels_last": True, "save_weights": True},
                            {"name": "latency", "min_run_time": 0.1}],
@@ -245,6 +247,7 @@ class SegHierarchicalSpace(SearchSpace):
             aspp_channels=self.aspp_channels,
             decoder=self.decoder,
             stem_stride=self.retrain_stem_stride,
+            input_size=task.input_size,
         )
 
     def supernet(
