@@ -510,7 +510,8 @@ def test_aspp_rates_scale_with_stride_and_with_inputs_smaller_than_deeplab_crops
     assert aspp_rates_at((6, 12, 18), 4, (769, 1537)) == (24, 48, 72)
     assert aspp_rates_at((6, 12, 18), 1) == (96, 192, 288)  # no size: stride only
     assert aspp_rates_at((6, 12, 18), 1, (32, 48)) == (6, 12, 18)  # 32/513 of the stride-1 rates
-    assert aspp_rates_at((6, 12, 18), 16, (64, 64)) == (1, 1, 2)  # never below 1
+    assert aspp_rates_at((6, 12, 18), 16, (64, 64)) == (1, 1, 2)
+    assert aspp_rates_at((6, 12, 18), 32, (64, 64)) == (1, 1, 1)  # 0.37 / 0.75 / 1.12: never below 1
 
     def dilations(net: nn.Module) -> list[int]:
         return [branch[0].dilation[0] for branch in net.aspp.branches if branch[0].kernel_size == (3, 3)]
