@@ -80,9 +80,10 @@ class SegHierarchicalSpace(SearchSpace):
         "darts": {  # a 4-layer lattice at F=4 on 32x32 shapes: about 2 min 40 s on a 2-core CPU
             # retrained at stem stride 1 (searched at the paper's 4): on 32x32 images stride 4 leaves
             # 8x8 maps; the same derived net reached val mIoU 0.29 at stride 4 and 0.38 at stride 1.
-            # Retrained twice as wide (F=8, as Auto-DeepLab retrains wider than it searches): its
-            # 4-8 channel maps are overhead-bound on the CPU, so a step costs only 15 % more than at
-            # F=4 (benchmarks/train_step.py) and 15 epochs gave 0.510 against 0.455 for F=4 at 12
+            # Retrained twice as wide (F=8, as Auto-DeepLab retrains wider than it searches): on
+            # its 4-8 channel maps the CPU's cost follows pixels more than channels, so a step
+            # costs 15 % more than at F=4 (benchmarks/train_step.py) and 15 epochs gave 0.510
+            # against 0.455 for F=4 at 12
             "space": {"layers": 4, "filter_multiplier": 4, "retrain_filter_multiplier": 8,
                       "stem_channels": [16, 16, 32], "aspp_channels": 32, "retrain_stem_stride": 1},
             # arch_lr 3e-2: in 5 epochs of ~13 steps at 3e-3 α/β stayed within 0.02 of uniform (the
