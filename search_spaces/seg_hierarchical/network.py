@@ -4,8 +4,8 @@ Retrain layout (docs/algorithms.md §5, TF ``nas_network.hnasnet``): a stem of t
 (strides 2, 1, 2; 64/64/128 filters by default) to stride 4 (``stem_stride`` 2 or 1 drops the
 last or both strides, for small images; levels then run at ``stem_stride`` x 1..8), then one cell per layer at the
 path's level (block channels ``F * s / 4``, cell output = concat of the B blocks), a 5-branch
-ASPP (1x1, rates ``aspp_rates`` x 16/s, image pooling; see :func:`aspp_rates_at` for inputs
-smaller than DeepLab's 513-pixel crops) on the last cell, and optionally a
+ASPP (1x1, rates ``aspp_rates`` x 16/s, image pooling; see ``blocks.multiscale.aspp_rates_at``
+for inputs smaller than DeepLab's 513-pixel crops) on the last cell, and optionally a
 DeepLabv3+ decoder: the last stride-4 feature of the path (the last level-0 cell, else the
 stem; TF uses ``Cell_2`` for the published path) -> 1x1 conv to 48, concatenated with the
 upsampled ASPP output, two 3x3 convs. A 1x1 classifier and a bilinear resize give logits at
@@ -62,27 +62,6 @@ class DeepLabV3PlusDecoder(nn.Module):
         return self.fuse(torch.cat([high, self.low(low)], dim=1))
 
 
-DEEPLAB_CROP = 513  # DeepLab's training crop: rates (6, 12, 18) at output stride 16 meet 33x33 maps
-
-
-def aspp_rates_at(rates: Sequence[int], stride: int, input_size: Sequence[int] | None = None) -> tuple[int, ...]:
-    """DeepLab rates given at output stride 16, scaled to ``stride`` (x 16/s; at least 1).
-
-    With ``input_size`` (H, W of the images the net is built for), inputs smaller than DeepLab's
-    513-pixel crops also scale the rates by ``min(H, W) / 513``, so each branch covers the share
-    of the image it covers in DeepLab. Without it a 3x3 filter at a rate near its map's size
-    keeps only its centre tap, a 1x1 conv (DeepLabv3 §3.3): 32x32 images at stride 1 would get
-    rates 96/192/288 on a 32x32 map. Crops of 513 pixels and more (DeepLab, Auto-DeepLab's 769
-    Cityscapes retrain) keep the rates unscaled. Deviation from DeepLab and Auto-DeepLab, which
-    never train below 321 pixels; on the zero-flag demo (32x32 shapes) the found net's val mIoU
-    rose from 0.510 to 0.536 (seeds 0-2) at the same step time.
-    """
-    scale = 16 / stride
-    if input_size:
-        scale *= min(1.0, min(input_size) / DEEPLAB_CROP)
-    return tuple(max(1, round(r * scale)) for r in rates)
-
-
 class SegHierarchicalNet(nn.Module):
     """A discrete Auto-DeepLab network: ``[N, C, H, W] -> [N, num_classes, H, W]`` for any H, W.
 
@@ -122,7 +101,8 @@ class SegHierarchicalNet(nn.Module):
             prev_level = level
         self.cells = nn.ModuleList(cells)
         last = self.path[-1]
-        self.aspp = ASPP(widths[-1], aspp_channels, rates=aspp_rates_at(aspp_rates, stem_stride * 2**last, input_size))
+        self.aspp = ASPP.deeplab_v3(widths[-1], aspp_channels, stem_stride * 2**last, rates=aspp_rates,
+                                     input_size=input_size)
         self.low_index = max((l for l, s in enumerate(self.path) if s == 0), default=-1)
         c_low = widths[2 + self.low_index] if self.low_index >= 0 else c2
         self.decoder = DeepLabV3PlusDecoder(aspp_channels, c_low, aspp_channels) if decoder else None

@@ -53,7 +53,7 @@ class SegHierarchicalSpace(SearchSpace):
     (8, as in the paper's search), ``retrain_filter_multiplier`` F of :meth:`build` (20 =
     Auto-DeepLab-S; the paper's M/L use 32/48), ``stem_channels`` of the built stem (64, 64, 128),
     ``aspp_rates`` of the built 5-branch ASPP at output stride 16 (6, 12, 18; scaled by 16/s and,
-    for images under DeepLab's 513-pixel crops, by side/513: ``network.aspp_rates_at``),
+    for images under DeepLab's 513-pixel crops, by side/513: ``blocks.multiscale.aspp_rates_at``),
     ``aspp_channels`` (256), ``decoder`` (DeepLabv3+ decoder on level-0 features, True),
     ``stem_stride`` of the search supernet (4 as in Auto-DeepLab, whose levels run at strides
     4..32) and ``retrain_stem_stride`` of :meth:`build` (default: ``stem_stride``). 2 or 1 suit

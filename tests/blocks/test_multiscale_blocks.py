@@ -15,7 +15,7 @@ from torch import nn
 
 from search_spaces.blocks import create_block, get_block
 from search_spaces.blocks._multiscale_ops import AggregationNode, adaptive_avg_pool, resize
-from search_spaces.blocks.multiscale import ASPP, GatedSpatialConv
+from search_spaces.blocks.multiscale import ASPP, GatedSpatialConv, aspp_rates_at
 
 
 @pytest.fixture(autouse=True)
@@ -74,9 +74,20 @@ def test_aspp_search_and_retrain_heads():
     assert search.project.conv.in_channels == 3 * 6
     retrain = ASPP.deeplab_v3(4, 6, output_stride=8)
     assert retrain.rates == (12, 24, 36) and len(retrain.branches) == 4 and retrain.pool is not None
+    assert ASPP.deeplab_v3(4, 6, output_stride=1, input_size=(32, 48)).rates == (6, 12, 18)
     x = torch.randn(2, 4, 33, 47)
     assert search(x).shape == (2, 6, 33, 47)
     assert create_block("aspp", 4, 6, stride=2, rates=(3,))(x).shape == (2, 6, 17, 24)
+
+
+def test_aspp_rates_scale_with_stride_and_with_inputs_smaller_than_deeplab_crops():
+    assert aspp_rates_at((6, 12, 18), 16) == (6, 12, 18)
+    assert aspp_rates_at((6, 12, 18), 8, (513, 513)) == (12, 24, 36)  # DeepLab's crops: stride only
+    assert aspp_rates_at((6, 12, 18), 4, (769, 1537)) == (24, 48, 72)
+    assert aspp_rates_at((6, 12, 18), 1) == (96, 192, 288)  # no size: stride only
+    assert aspp_rates_at((6, 12, 18), 1, (32, 48)) == (6, 12, 18)  # 32/513 of the stride-1 rates
+    assert aspp_rates_at((6, 12, 18), 16, (64, 64)) == (1, 1, 2)
+    assert aspp_rates_at((6, 12, 18), 32, (64, 64)) == (1, 1, 1)  # 0.37 / 0.75 / 1.12: never below 1
 
 
 def test_aspp_image_pooling_is_global():
