@@ -13,7 +13,7 @@ import torch
 
 from automl import registry
 from automl.pareto import best
-from automl.report import open_run
+from automl.report import ReportError, open_run
 from automl.run import Run
 from automl.trial import Bench, TrialSpec, Workbench, run_trial
 
@@ -55,7 +55,10 @@ def machine(device: str) -> dict[str, Any]:
 def search_best(run_dir: str, space: str) -> tuple[str, dict[str, Any]]:
     """``("search best (trial K of N)", arch)``: the best trial of a finished ``automl search`` run
     of ``space`` by its first objective (SystemExit naming the problem otherwise)."""
-    view = open_run(run_dir)
+    try:
+        view = open_run(run_dir)
+    except ReportError as exc:
+        raise SystemExit(f"--search-run: {exc}") from None
     if view.config.space.name != space:
         raise SystemExit(f"--search-run {run_dir} searched space {view.config.space.name!r}, not {space}")
     rec = best(view.records, view.objectives[0])

@@ -93,6 +93,10 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
         parser.error(f"--modes: unknown {unknown}; accepted: {', '.join(MODES)}")
     if args.batch is not None and args.batch < 1:
         parser.error(f"--batch must be >= 1, got {args.batch}")
+    if args.threads < 1:
+        parser.error(f"--threads must be >= 1, got {args.threads}")
+    if not args.min_time > 0:
+        parser.error(f"--min-time must be > 0 seconds, got {args.min_time}")
     return args
 
 

@@ -32,9 +32,20 @@ def test_each_width_and_mode_is_timed_and_the_evaluators_choice_is_named(tmp_pat
     (["--modes", "adam"], "--modes: unknown ['adam']; accepted: loop, foreach, fused"),
     (["--widths", "3"], "--widths: expected even integers >= 2, got [3]"),
     (["--widths", "four"], "--widths 'four': expected even integers"),
+    (["--threads", "0"], "--threads must be >= 1, got 0"),
+    (["--min-time", "0"], "--min-time must be > 0 seconds, got 0.0"),
 ])
 def test_bad_arguments_exit_2_naming_the_argument(argv: list[str], message: str,
                                                   capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as exc:
         train_step.parse(argv)
     assert exc.value.code == 2 and message in capsys.readouterr().err
+
+
+def test_a_search_run_that_is_not_a_run_is_one_line(tmp_path: Path) -> None:
+    threads = torch.get_num_threads()
+    try:
+        with pytest.raises(SystemExit, match=r"^--search-run: .* is not a run directory \(no config.yaml\)$"):
+            train_step.main(["--search-run", str(tmp_path), "--widths", "2", "--modes", "fused", "--threads", "1"])
+    finally:
+        torch.set_num_threads(threads)
