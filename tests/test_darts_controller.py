@@ -556,6 +556,11 @@ def test_undecided_architecture_parameters_are_reported() -> None:
     assert message is not None and "undecided" in message and "vs 0.125 uniform" in message
     decided = {"cell": torch.softmax(torch.eye(8)[:6] * 5, -1)}
     assert undecided_warning(decided) is None
+    # one undecided table is reported on its own: a decided cell does not hide a noise-made path
+    mixed = {**decided, "network": torch.full((4, 4, 3), 1 / 3)}
+    message = undecided_warning(mixed)
+    assert message is not None and "parameters network are still undecided" in message
+    assert "network: largest p 0.333" in message and "cell" not in message
     top, uniform = decidedness({"network": torch.tensor([[0.5, 0.5, 0.0], [0.2, 0.3, 0.5]])})["network"]
     assert top == pytest.approx(0.5) and uniform == pytest.approx((1 / 2 + 1 / 3) / 2)
 

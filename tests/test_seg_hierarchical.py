@@ -125,6 +125,19 @@ def test_path_decoding_relative_to_uniform_has_no_boundary_bias():
     assert list(SegHierarchicalSpace(layers=12).genotype(net.derive()).path[:3]) == [1, 2, 3]
 
 
+def test_uniform_beta_scores_every_path_alike():
+    """float32's uniform softmax (0.33333334 x 3 > 0.5 x 2) must not pick the path: every path
+    of a uniform β scores exactly 1 relative to uniform, and the tie rule decides."""
+    from search_spaces.seg_hierarchical.paths import k_best_paths, relative_to_uniform
+    from search_spaces.seg_hierarchical.supernet import masked_softmax
+
+    probs = masked_softmax(torch.zeros(4, 4, 3), torch.from_numpy(transition_mask(4)))
+    assert probs.dtype == torch.float32
+    scores = k_best_paths(relative_to_uniform(probs), 50)
+    assert len(scores) > 10 and {score for score, _ in scores} == {0.0}
+    assert scores[0][1] == [0, 0, 0, 0]  # ties go to the lexicographically smallest path
+
+
 def test_outgoing_softmaxes_sum_to_one_at_every_node():
     net = SegHierarchicalSpace(layers=6, filter_multiplier=2).supernet(TASK)
     with torch.no_grad():

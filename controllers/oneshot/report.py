@@ -94,16 +94,21 @@ def decidedness(distributions: Mapping[str, torch.Tensor]) -> dict[str, tuple[fl
 
 
 def undecided_warning(distributions: Mapping[str, torch.Tensor], threshold: float = UNDECIDED) -> str | None:
-    """A warning when every table's mean margin ``(max p - uniform) / (1 - uniform)`` is below
-    ``threshold``: the derived architecture then reflects the initial noise, not the data."""
+    """A warning naming every table whose mean margin ``(max p - uniform) / (1 - uniform)`` is
+    below ``threshold``: what the derived architecture takes from such a table (the cell's
+    operations, the network path) reflects the initial noise, not the data."""
     stats = decidedness(distributions)
-    margins = {k: (top - u) / (1 - u) for k, (top, u) in stats.items()}
-    if not margins or max(margins.values()) >= threshold:
+    undecided = {k: v for k, v in stats.items() if (v[0] - v[1]) / (1 - v[1]) < threshold}
+    if not undecided:
         return None
-    parts = ", ".join(f"{k}: largest p {top:.3f} on average vs {u:.3f} uniform" for k, (top, u) in stats.items())
-    return (f"darts: WARNING the architecture parameters are still undecided ({parts}); the derived "
-            f"architecture reflects their initial noise more than the data — search longer (epochs), raise "
-            f"arch_lr or shorten warmup_epochs")
+    parts = ", ".join(f"{k}: largest p {top:.3f} on average vs {u:.3f} uniform" for k, (top, u) in undecided.items())
+    if len(undecided) == len(stats):
+        subject, part = "the architecture parameters are", "the derived architecture reflects"
+    else:
+        names = " and ".join(undecided)
+        subject, part = f"the architecture parameters {names} are", f"what the derived architecture takes from {names} reflects"
+    return (f"darts: WARNING {subject} still undecided ({parts}); {part} their initial noise more than the data "
+            f"— search longer (epochs), raise arch_lr or shorten warmup_epochs")
 
 
 def format_line(epoch: int, epochs: int, metrics: Mapping[str, float]) -> str:

@@ -90,10 +90,11 @@ def relative_to_uniform(beta_probs: Any) -> np.ndarray:
     plain max-product decoding of an uninformative β prefers paths along the boundary (the
     stride-4 path 0-0-0-...). Scored relative to uniform, every path of a uniform β scores 1 and
     only what β learned decides (a generalisation of NoamRosenberg's 2/3 scaling of the boundary
-    softmaxes; docs/algorithms.md §5)."""
+    softmaxes; docs/algorithms.md §5). Rounded to 1e-6: a float32 softmax of uniform β gives
+    3 x 0.33333334 > 2 x 0.5, which would otherwise decide between equal paths."""
     p = np.asarray(beta_probs.detach().cpu() if hasattr(beta_probs, "detach") else beta_probs, dtype=np.float64)
     moves = transition_mask(p.shape[0]).sum(-1, keepdims=True)
-    return p * np.maximum(moves, 1)
+    return np.round(p * np.maximum(moves, 1), 6)
 
 
 def viterbi_path(beta_probs: Any) -> list[int]:
