@@ -52,11 +52,13 @@ def configure(space: str, args: argparse.Namespace, folder: Path) -> tuple[RunCo
     quick = RunConfig(space=Component(space), controller=Component(CONTROLLER)).quick_settings()
     if quick is None:
         raise UserError(f"space {space!r} declares no quick settings for {CONTROLLER}")
-    evaluators = [Component.parse(dict(e), "evaluator") for e in quick["evaluators"]]
-    cfg = RunConfig(space=Component(space, dict(quick["space"])),
+    evaluators = [Component.parse(dict(e), "evaluator") for e in quick.get("evaluators", ())]
+    if not any(e.name == "train" for e in evaluators):
+        raise UserError(f"space {space!r}: its quick settings for {CONTROLLER} train no candidate (no 'train' evaluator)")
+    cfg = RunConfig(space=Component(space, dict(quick.get("space", {}))),
                     controller=Component(CONTROLLER, dict(quick["controller"])), evaluators=evaluators,
                     dataset=args.dataset, seed=args.search_seed, device=args.device, run_dir=str(folder / space))
-    flags = [f"train.epochs={args.train_epochs}"] if args.train_epochs else []
+    flags = [f"train.epochs={args.train_epochs}"] if args.train_epochs is not None else []
     parse_sets(flags + args.sets, cfg)
     options = {e.name: dict(e.options) for e in cfg.evaluators}
     latency = {**options.get("latency", {}), "min_run_time": 0.5}
@@ -153,6 +155,10 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.seeds < 1 or args.random < 0:
         print(f"error: need --seeds >= 1 and --random >= 0 (got {args.seeds}, {args.random})", file=sys.stderr)
+        return 2
+    if args.threads < 1 or (args.train_epochs is not None and args.train_epochs < 1):
+        print(f"error: need --threads >= 1 and --train-epochs >= 1 (got {args.threads}, {args.train_epochs})",
+              file=sys.stderr)
         return 2
     torch.set_num_threads(args.threads)
     results: dict[str, Any] = {"spaces": {}, "machine": machine(args.device), "random": args.random}

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+from pathlib import Path
 
 import numpy as np
 
@@ -29,3 +30,22 @@ def test_tiny_benchmark_retrains_derived_random_and_reference_alike(tmp_path, ca
     assert res["random_mean"] == np.mean([res["archs"][f"random {i}"]["mean"] for i in range(2)])
     assert "derived " in capsys.readouterr().out
     assert main(["--seeds", "0"]) == 2
+
+
+def test_bad_flags_and_spaces_get_one_line_and_exit_2(tmp_path, capsys):
+    for argv, expected in ((["--threads", "0"], "--threads >= 1"), (["--train-epochs", "0"], "--train-epochs >= 1"),
+                           (["--spaces", "nope"], "nope")):
+        assert main(argv) == 2
+        err = capsys.readouterr().err.strip()
+        assert expected in err and len(err.splitlines()) == 1
+
+
+def test_spaces_without_space_options_or_latency_in_their_quick_settings_configure() -> None:
+    """nb201's quick settings give no space options and no latency evaluator (a KeyError before)."""
+    import argparse
+
+    from benchmarks.search_vs_random import configure
+
+    args = argparse.Namespace(dataset=None, search_seed=0, device="cpu", train_epochs=1, sets=[])
+    cfg, train, latency = configure("nb201", args, Path("/nonexistent"))
+    assert cfg.space.name == "nb201" and train["epochs"] == 1 and latency == {"min_run_time": 0.5}
