@@ -74,6 +74,20 @@ def parse_sets(sets: list[str], cfg: Any) -> None:
             e.options[key] = parsed
 
 
+def quick_on_dataset_note(cfg: Any) -> str | None:
+    """A note when the space's demo-sized quick settings filled components of a run on a
+    ``--dataset`` the user named (None otherwise): what they are and how to drop them."""
+    used = cfg.quick_used()
+    if not used or cfg.dataset is None:
+        return None
+    quick = cfg.quick_settings() or {}
+    shown = [f"{part}: " + (", ".join(_brief(dict(e)) for e in quick[part]) if part == "evaluators"
+                            else _brief(quick[part])) for part in used]
+    return (f"note: the quick settings of {cfg.space.name}+{cfg.controller.name} (demo-sized) are in use on "
+            f"{cfg.dataset}: {'; '.join(shown)}; --no-quick gives each component its own defaults (the papers' "
+            "recipes)")
+
+
 @app.command()
 def search(
     config: Annotated[Path | None, typer.Option("--config", "-c", help="YAML run configuration")] = None,
@@ -101,6 +115,9 @@ def search(
     reference: Annotated[str | None, typer.Option(help="SPACE:PRESET (or PRESET) trained like the trials after the search, "
                                                        "compared with the best in one line (e.g. seg-unet:unet)")] = None,
     set_: Annotated[list[str] | None, typer.Option("--set", help="component option, e.g. controller.population=20")] = None,
+    quick: Annotated[bool | None, typer.Option("--quick/--no-quick", help="the space's quick (demo-sized) settings fill "
+                                               "the components given no options (default); --no-quick: each "
+                                               "component's own defaults, the papers' recipes")] = None,
     resume: Annotated[Path | None, typer.Option(help="continue the run in this directory")] = None,
     join: Annotated[bool, typer.Option(help="with --resume: work on a run another process is searching, as one more worker")] = False,
     progress: Annotated[bool, typer.Option(help="show a progress bar")] = True,
@@ -116,7 +133,7 @@ def search(
         if resume is not None:
             if config is not None or any(v is not None for v in (space, controller, evaluator, objective, constraint,
                                                                   run_dir, storage, dataset, set_, mnas_reward,
-                                                                  reference)):
+                                                                  reference, quick)):
                 _fail("--resume continues a run as configured; only --budget, --seed, --device, --pruner and the executor "
                       "options (--executor, --workers, --ray-address, --trial-cpus, --trial-gpus, --trial-timeout, "
                       "--retries, --scheduler) may be given with it")
@@ -131,7 +148,7 @@ def search(
                      "storage": storage, "dataset": dataset, "device": device, "pruner": pruner,
                      "mnas_reward": mnas_reward, "executor": executor, "workers": workers, "ray_address": ray_address,
                      "trial_cpus": trial_cpus, "trial_gpus": trial_gpus, "trial_timeout": trial_timeout,
-                     "retries": retries, "scheduler": scheduler, "reference": reference}
+                     "retries": retries, "scheduler": scheduler, "reference": reference, "quick": quick}
         for key, value in overrides.items():
             if value is not None and value != []:
                 cfg.set(key, value)
@@ -157,6 +174,9 @@ def search(
         console.print(f"[dim]note: {comp} options were given, so the quick {comp} settings of "
                       f"{cfg.space.name}+{cfg.controller.name} ({_brief(quick)}) are not used; the "
                       f"{comp}'s own defaults fill the rest[/dim]")
+    note = quick_on_dataset_note(cfg) if resume is None else None
+    if note is not None:
+        console.print(f"[dim]{note}[/dim]")
     if run.role == "owner" and resume is not None and any(v is not None for v in (budget, executor, workers, ray_address, trial_cpus,
                                                           trial_gpus, trial_timeout, retries, scheduler)):
         cfg.dump(run.run_dir / "config.yaml")  # the extended budget / new executor is part of the run now

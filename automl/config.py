@@ -108,7 +108,9 @@ class RunConfig:
     retries: int = 0
     scheduler: str = "none"
     reference: str | None = None  # SPACE:PRESET trained like the best trial after the search (automl.reference)
+    quick: bool = True  # the space's quick (demo) settings fill components left without options
     _given: set[str] = field(default_factory=set, repr=False)  # keys set explicitly (file or flags)
+    _quick_used: set[str] = field(default_factory=set, repr=False)  # components the quick settings filled
 
     @classmethod
     def keys(cls) -> list[str]:
@@ -179,6 +181,9 @@ class RunConfig:
                 raise SpecError(f"budget: expected a positive integer, got {value}")
             if key == "seed" and not 0 <= value < 2**32:
                 raise SpecError(f"seed: expected an integer from 0 to 2**32-1, got {value}")
+        elif key == "quick":
+            if not isinstance(value, bool):
+                raise SpecError(f"quick: expected true or false, got {value!r}")
         elif key == "mnas_reward":
             if value is not None:
                 parse_mnas(value)
@@ -207,10 +212,10 @@ class RunConfig:
 
     def fill_defaults(self) -> list[str]:
         """Fill unset parts from what the space declares (``quick_settings`` for this
-        controller, else ``default_evaluators``); the components whose quick settings were *not*
-        used because options were given (for a note to the user)."""
+        controller unless ``quick`` is false, else ``default_evaluators``); the components whose
+        quick settings were *not* used because options were given (for a note to the user)."""
         skipped: list[str] = []
-        quick = self.quick_settings()
+        quick = self.quick_settings() if self.quick else None
         if quick is not None:
             for comp in ("space", "controller"):
                 component = getattr(self, comp)
@@ -220,8 +225,10 @@ class RunConfig:
                     skipped.append(comp)
                 else:
                     component.options = dict(quick[comp])
+                    self._quick_used.add(comp)
             if not self.evaluators and quick.get("evaluators"):
                 self.evaluators = [Component.parse(dict(e), "evaluator") for e in quick["evaluators"]]
+                self._quick_used.add("evaluators")
             # The quick budget belongs to the quick controller settings: not used beside the user's own.
             if "budget" not in self._given and "budget" in quick and "controller" not in skipped:
                 self.budget = int(quick["budget"])
@@ -231,6 +238,11 @@ class RunConfig:
             defaults = getattr(_declared(self.space.name), "default_evaluators", ("train",)) or ("train",)
             self.evaluators = [Component.parse(dict(e) if isinstance(e, dict) else e, "evaluator") for e in defaults]
         return skipped
+
+    def quick_used(self) -> list[str]:
+        """The parts (space, controller, evaluators) that :meth:`fill_defaults` took from the
+        quick settings."""
+        return [part for part in ("space", "controller", "evaluators") if part in self._quick_used]
 
     def to_dict(self) -> dict[str, Any]:
         out = {k: v for k, v in asdict(self).items() if not k.startswith("_")}

@@ -176,6 +176,31 @@ def test_quick_defaults_not_used_for_a_component_given_options_are_reported():
     assert plain.fill_defaults() == [] and plain.controller.options == quick["controller"]
 
 
+def test_no_quick_leaves_every_component_to_its_own_defaults_and_a_dataset_gets_a_note(tmp_path):
+    from automl.cli import quick_on_dataset_note
+    from automl.config import Component, RunConfig
+    from automl.objectives import SpecError
+
+    cfg = RunConfig(space=Component("seg-hierarchical"), controller=Component("darts"))
+    cfg.set("quick", False)
+    assert cfg.fill_defaults() == [] and cfg.quick_used() == []
+    assert cfg.space.options == {} and cfg.controller.options == {}  # the papers' recipes fill them
+    assert [e.name for e in cfg.evaluators] == ["train", "latency"] and cfg.evaluators[0].options == {}
+    assert cfg.reference is None and cfg.budget != 1
+    quick = RunConfig(space=Component("seg-hierarchical"), controller=Component("darts", {"epochs": 2}))
+    quick.fill_defaults()
+    assert quick.quick_used() == ["space", "evaluators"] and quick_on_dataset_note(quick) is None  # built-in data
+    quick.set("dataset", "seg-folder:/data/city")
+    note = quick_on_dataset_note(quick)
+    assert note is not None and "seg-folder:/data/city" in note and "--no-quick" in note
+    assert "space: layers=4" in note and "controller:" not in note and "name=train, epochs=15" in note
+    with pytest.raises(SpecError, match="quick: expected true or false"):
+        cfg.set("quick", "maybe")
+    back = tmp_path / "config.yaml"
+    cfg.dump(back)
+    assert RunConfig.from_file(back).quick is False
+
+
 def test_a_dumped_config_reads_back_strings_that_look_like_exponent_floats(tmp_path):
     from automl.config import RunConfig
 
