@@ -1,7 +1,9 @@
 """On-the-fly training augmentation of a batch (the papers' search-time transforms).
 
 * classification: random crop with zero padding (4 pixels, as DARTS' ``RandomCrop(32,
-  padding=4)``) and a horizontal flip with probability 1/2, per sample;
+  padding=4)``) and a horizontal flip with probability 1/2, per sample. The batches come
+  normalised, so the padding is the dataset's mean colour (deviation: DARTS pads the raw image
+  with black, -mean/std after its normalisation);
 * video clips ``[N, C, T, H, W]`` with labels: the same random crop for every frame of a clip and
   no flip (a mirrored clip reverses horizontal motion, the very label of motion classes such as
   ``moving-shapes``' left / right);
