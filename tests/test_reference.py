@@ -63,6 +63,9 @@ def test_a_run_trains_its_reference_like_its_trials_and_a_resume_reuses_it(tmp_p
     ref = summary.reference
     assert ref is not None and ref["state"] == "complete" and ref["arch"]["width"] == 24
     assert 0.0 <= ref["metrics"]["val_miou"] <= 1.0 and ref["metrics"]["params_M"] > 0
+    # the run's evaluators with the run's options: same epochs, and the same metrics measured
+    assert ref["metrics"]["epochs_run"] == summary.best.metrics["epochs_run"] == 1
+    assert set(ref["metrics"]) == set(summary.best.metrics)
     assert load(tmp_path / "run") == json.loads((tmp_path / "run" / "reference" / "reference.json").read_text())
     assert "  |  reference seg-unet:unet: val_miou " in comparison(summary.best, ref, summary.objectives)
     written = (tmp_path / "run" / "reference" / "reference.json").stat().st_mtime_ns
