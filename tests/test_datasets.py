@@ -283,6 +283,33 @@ def test_seg_folder_errors(tmp_path):
         load_dataset(f"seg-folder:{tmp_path}")
 
 
+def test_seg_folder_with_train_and_val_keeps_val_whole_as_the_held_out_part(tmp_path):
+    """Cityscapes' layout: train/ is split train/val as usual, val/ becomes the untouched test part."""
+    rng = np.random.default_rng(0)
+    for part, n in (("train", 10), ("val", 3)):
+        for i in range(n):
+            save_png(tmp_path / part / "images" / f"{part}{i}.png", rng.integers(0, 256, (8, 10, 3), dtype=np.uint8))
+            save_png(tmp_path / part / "masks" / f"{part}{i}.png", rng.integers(0, 3, (8, 10)).astype(np.uint8))
+    (tmp_path / "classes.txt").write_text("road\ncar\nsky\n")
+    data = load_dataset(f"seg-folder:{tmp_path}", seed=1)
+    assert data.parts == ("train", "val", "test")
+    assert data.class_names == ("road", "car", "sky") and data.ignore_index == 255
+    assert data.num_samples("train") + data.num_samples("val") == 10 and data.num_samples("test") == 3
+    assert data.targets["test"].shape == (3, 8, 10)
+    resized = load_dataset(f"seg-folder:{tmp_path}", image_size=(16, 20))
+    assert resized.images["test"].shape[-2:] == (16, 20)  # both parts resized alike
+    save_png(tmp_path / "val" / "images" / "big.png", np.zeros((9, 10, 3), np.uint8))
+    save_png(tmp_path / "val" / "masks" / "big.png", np.zeros((9, 10), np.uint8))
+    with pytest.raises(DatasetError) as exc:
+        load_dataset(f"seg-folder:{tmp_path}")
+    one_line(exc)
+    only_train = tmp_path / "only"
+    save_png(only_train / "train" / "images" / "a.png", np.zeros((4, 4, 3), np.uint8))
+    with pytest.raises(DatasetError, match="has no .*/val beside it") as exc:
+        load_dataset(f"seg-folder:{only_train}")
+    one_line(exc)
+
+
 # -- CIFAR-10 ----------------------------------------------------------------------------------------
 def write_cifar(folder, n=10):
     folder.mkdir(parents=True)

@@ -142,8 +142,30 @@ def _read_clip(spec: str, path: Path, image_size: tuple[int, int] | None) -> np.
 
 def read_seg_folder(spec: str, root: Path, image_size: tuple[int, int] | None) -> Arrays:
     """``ROOT/images/<name>.*`` with ``ROOT/masks/<name>.png`` of class ids; 255 is ignored (VOC).
-    An optional ``ROOT/classes.txt`` (one class name per line) fixes the class count."""
+    An optional ``ROOT/classes.txt`` (one class name per line) fixes the class count.
+
+    Or the two parts of a benchmark (Cityscapes' train_fine / val): ``ROOT/train`` and
+    ``ROOT/val``, each with ``images/`` and ``masks/``. ``train`` is then split as above and
+    ``val`` is kept whole as the held-out ``test`` part, like CIFAR-10's test batch: a darts search
+    (``search_parts=auto``) splits the whole training folder 50/50 and the ``train`` evaluator
+    reports ``test_miou`` on the official validation images, which no search step saw."""
     _need_dir(spec, root)
+    split = not (root / "images").is_dir() and (root / "train").is_dir()
+    if split and not (root / "val").is_dir():
+        raise DatasetError(f"{spec}: {root}/train has no {root}/val beside it; expected {root}/images and "
+                           f"{root}/masks, or train/ and val/ each holding images/ and masks/")
+    images, masks = _read_seg_part(spec, root / "train" if split else root, image_size)
+    extras: dict[str, Any] = {"ignore_index": 255}
+    if split:
+        extras["test"] = _read_seg_part(spec, root / "val", image_size)
+    names = next((d / "classes.txt" for d in (root, root / "train") if (d / "classes.txt").is_file()), None)
+    if names is not None:
+        extras["class_names"] = [n.strip() for n in names.read_text().splitlines() if n.strip()]
+    return images, masks, extras
+
+
+def _read_seg_part(spec: str, root: Path, image_size: tuple[int, int] | None) -> tuple[np.ndarray, np.ndarray]:
+    """Images ``[N, H, W, C]`` and uint8 class-id masks ``[N, H, W]`` of ``root/images``, ``root/masks``."""
     for sub in ("images", "masks"):
         if not (root / sub).is_dir():
             raise DatasetError(f"{spec}: missing folder {sub!r}; expected {root}/images and {root}/masks")
@@ -153,16 +175,14 @@ def read_seg_folder(spec: str, root: Path, image_size: tuple[int, int] | None) -
     masks_by_stem = {p.stem: p for p in _image_files(root / "masks")}
     missing = [p.name for p in image_files if p.stem not in masks_by_stem]
     if missing:
-        raise DatasetError(f"{spec}: {len(missing)} images have no mask of the same name in masks/, e.g. {missing[:3]}")
+        raise DatasetError(f"{spec}: {len(missing)} images have no mask of the same name in {root}/masks, "
+                           f"e.g. {missing[:3]}")
     images = _load_images(spec, image_files, image_size, mask=False)
     masks = _load_images(spec, [masks_by_stem[p.stem] for p in image_files], image_size, mask=True)
     mask_hw = masks.shape[1:3]
     if mask_hw != images.shape[1:3]:
-        raise DatasetError(f"{spec}: masks are {list(mask_hw)} but images are {list(images.shape[1:3])}")
-    extras: dict[str, Any] = {"ignore_index": 255}
-    if (root / "classes.txt").is_file():
-        extras["class_names"] = [n.strip() for n in (root / "classes.txt").read_text().splitlines() if n.strip()]
-    return images, masks[..., 0], extras  # uint8 class ids, kept compact
+        raise DatasetError(f"{spec}: masks are {list(mask_hw)} but images are {list(images.shape[1:3])} in {root}")
+    return images, masks[..., 0]  # uint8 class ids, kept compact
 
 
 CIFAR10_NAMES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
