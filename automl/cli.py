@@ -81,8 +81,8 @@ def quick_on_dataset_note(cfg: Any) -> str | None:
     if not used or cfg.dataset is None:
         return None
     quick = cfg.quick_settings() or {}
-    shown = [f"{part}: " + (", ".join(_brief(dict(e)) for e in quick[part]) if part == "evaluators"
-                            else _brief(quick[part])) for part in used]
+    shown = [f"{part}: " + (", ".join(f"{e.name}({_brief(e.options)})" for e in cfg.evaluators) if part == "evaluators"
+                            else _brief(quick[part])) for part in used]  # evaluators: with the user's --set
     return (f"note: the quick settings of {cfg.space.name}+{cfg.controller.name} (demo-sized) are in use on "
             f"{cfg.dataset}: {'; '.join(shown)}; --no-quick gives each component its own defaults (the papers' "
             "recipes)")

@@ -193,7 +193,7 @@ def test_no_quick_leaves_every_component_to_its_own_defaults_and_a_dataset_gets_
     quick.set("dataset", "seg-folder:/data/city")
     note = quick_on_dataset_note(quick)
     assert note is not None and "seg-folder:/data/city" in note and "--no-quick" in note
-    assert "space: layers=4" in note and "controller:" not in note and "name=train, epochs=15" in note
+    assert "space: layers=4" in note and "controller:" not in note and "train(epochs=15, batch_size=8" in note
     with pytest.raises(SpecError, match="quick: expected true or false"):
         cfg.set("quick", "maybe")
     back = tmp_path / "config.yaml"
