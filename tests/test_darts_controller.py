@@ -500,12 +500,27 @@ def test_search_runs_on_the_seg_hierarchical_supernet() -> None:
                "step_order": "arch_first"}),
     ("pcdarts", {"epochs": 50, "batch_size": 256, "w_lr": 0.1, "w_lr_min": 0.0, "arch_lr": 6e-4, "warmup_epochs": 15,
                  "step_order": "arch_first"}),
-    ("gdas", {"epochs": 250, "batch_size": 64, "arch_lr": 3e-4, "tau_max": 10.0, "tau_min": 0.1,
-              "step_order": "weights_first"}),
+    ("gdas", {"epochs": 250, "batch_size": 256, "w_lr": 0.025, "w_lr_min": 0.001, "w_weight_decay": 5e-4,
+              "w_nesterov": True, "arch_lr": 3e-4, "tau_max": 10.0, "tau_min": 0.1, "step_order": "weights_first"}),
 ])
 def test_each_method_defaults_to_its_paper(method: str, expected: dict[str, Any]) -> None:
     options = DartsController(method=method).options
     assert {k: getattr(options, k) for k in expected} == expected
+
+
+def test_gdas_weight_step_uses_nesterov_and_second_order_refuses_it() -> None:
+    from automl.types import Task
+    from search_spaces.darts import DartsSpace
+
+    c = DartsController(method="gdas")
+    assert c.sources["w_nesterov"] == "gdas" and DartsController().options.w_nesterov is False
+    net = DartsSpace(C=4, layers=2).supernet(Task("classification", 3, (8, 8), 3), sampling="gumbel")
+    trainer = BilevelTrainer(net, c.options)
+    assert trainer.w_opt.defaults["nesterov"] is True and trainer.w_opt.defaults["weight_decay"] == 5e-4
+    with pytest.raises(ValueError, match="order=2 needs w_nesterov=false"):
+        DartsOptions(order=2, w_nesterov=True)
+    with pytest.raises(ValueError, match="w_nesterov must be true or false"):
+        DartsOptions(w_nesterov="yes")  # type: ignore[arg-type]
 
 
 def test_given_options_win_and_the_warmup_keeps_the_papers_proportion() -> None:

@@ -78,7 +78,7 @@ class BilevelTrainer:
         arch_ids = {id(p) for p in self.arch}
         self.weights = [p for p in supernet.weight_parameters() if id(p) not in arch_ids]
         self.w_opt = torch.optim.SGD(self.weights, lr=options.w_lr, momentum=options.w_momentum,
-                                     weight_decay=options.w_weight_decay)
+                                     weight_decay=options.w_weight_decay, nesterov=options.w_nesterov)
         self.a_opt = torch.optim.Adam(self.arch, lr=options.arch_lr, betas=options.arch_betas,
                                       weight_decay=options.arch_weight_decay)
         # BatchNorm running statistics: restored after the virtual passes of the second order.

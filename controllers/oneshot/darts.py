@@ -63,6 +63,7 @@ class DartsController(OneShotController):
     Options left unset come from the paper of the method in use (:mod:`.recipes`; on
     ``seg-hierarchical`` with ``method=darts``: Auto-DeepLab's), else DARTS CIFAR-10: ``epochs``
     50, ``batch_size`` 64, ``w_lr`` 0.025 cosine to ``w_lr_min`` 0.001, ``w_weight_decay`` 3e-4,
+    ``w_nesterov`` false (GDAS: true),
     ``arch_lr`` 3e-4, ``arch_betas`` (0.5, 0.999), ``arch_weight_decay`` 1e-3,
     ``warmup_epochs`` 0 (epochs without α/β steps), ``step_order`` arch_first|weights_first;
     always: ``w_momentum`` 0.9, ``grad_clip`` 5, ``order`` 1|2, ``method``
@@ -92,6 +93,7 @@ class DartsController(OneShotController):
         w_lr_min: float | None = None,
         w_momentum: float = 0.9,
         w_weight_decay: float | None = None,
+        w_nesterov: bool | None = None,
         grad_clip: float = 5.0,
         arch_lr: float | None = None,
         arch_betas: tuple[float, float] | None = None,
@@ -117,7 +119,7 @@ class DartsController(OneShotController):
     ) -> None:
         super().__init__()
         self._given = {"epochs": epochs, "batch_size": batch_size, "w_lr": w_lr, "w_lr_min": w_lr_min,
-                       "w_weight_decay": w_weight_decay, "arch_lr": arch_lr, "arch_betas": arch_betas,
+                       "w_weight_decay": w_weight_decay, "w_nesterov": w_nesterov, "arch_lr": arch_lr, "arch_betas": arch_betas,
                        "arch_weight_decay": arch_weight_decay, "warmup_epochs": warmup_epochs, "step_order": step_order,
                        "crop_size": crop_size}
         self._fixed = {"w_momentum": w_momentum, "grad_clip": grad_clip, "order": order, "method": method,

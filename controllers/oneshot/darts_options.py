@@ -55,6 +55,7 @@ class DartsOptions:
     w_lr_min: float = 0.001
     w_momentum: float = 0.9
     w_weight_decay: float = 3e-4
+    w_nesterov: bool = False  # Nesterov momentum in the weight step (GDAS' code)
     grad_clip: float = 5.0
     arch_lr: float = 3e-4
     arch_betas: tuple[float, float] = (0.5, 0.999)
@@ -93,6 +94,10 @@ class DartsOptions:
             _fail(f"method must be one of {', '.join(METHODS)}, got {self.method!r}")
         if self.method == "gdas" and self.order == 2:
             _fail("order=2 is not supported with method='gdas' (GDAS is first order; resampled Gumbel noise breaks the finite differences)")
+        if not isinstance(self.w_nesterov, bool):
+            _fail(f"w_nesterov must be true or false, got {self.w_nesterov!r}")
+        if self.w_nesterov and self.order == 2:
+            _fail("order=2 needs w_nesterov=false: the unrolled step models plain momentum SGD (DARTS)")
         for name in ("w_lr", "arch_lr", "tau_max", "tau_min"):
             _positive(name, getattr(self, name))
         for name in ("w_lr_min", "w_momentum", "w_weight_decay", "grad_clip", "arch_weight_decay", "latency_weight"):

@@ -15,7 +15,7 @@ from typing import Any
 
 # DARTS (Liu et al. 2019), CIFAR-10 search.
 DARTS: dict[str, Any] = {
-    "epochs": 50, "batch_size": 64, "w_lr": 0.025, "w_lr_min": 0.001, "w_weight_decay": 3e-4,
+    "epochs": 50, "batch_size": 64, "w_lr": 0.025, "w_lr_min": 0.001, "w_weight_decay": 3e-4, "w_nesterov": False,
     "arch_lr": 3e-4, "arch_betas": (0.5, 0.999), "arch_weight_decay": 1e-3, "warmup_fraction": 0.0,
     "step_order": "arch_first", "crop_size": None,
 }
@@ -23,11 +23,13 @@ METHOD_PAPERS: dict[str, dict[str, Any]] = {
     "darts": {},
     # PC-DARTS (Xu et al. 2020), CIFAR-10: batch 256, lr 0.1 cosine to 0, α lr 6e-4, α frozen 15 of 50 epochs.
     "pcdarts": {"batch_size": 256, "w_lr": 0.1, "w_lr_min": 0.0, "arch_lr": 6e-4, "warmup_fraction": 0.3},
-    # GDAS (Dong & Yang 2019; AutoDL-Projects configs): 250 epochs, τ 10 -> 0.1, weights updated before α.
-    "gdas": {"epochs": 250, "step_order": "weights_first"},
+    # GDAS (Dong & Yang 2019; AutoDL-Projects configs/search-opts/GDAS-NASNet-CIFAR.config): 250 epochs,
+    # batch 256, SGD 0.025 -> 0.001 with Nesterov momentum and weight decay 5e-4, τ 10 -> 0.1, weights
+    # updated before α.
+    "gdas": {"epochs": 250, "batch_size": 256, "w_weight_decay": 5e-4, "w_nesterov": True, "step_order": "weights_first"},
 }
 # Options a recipe sets (the rest keep the controller's own defaults).
-RECIPE_KEYS: tuple[str, ...] = ("epochs", "batch_size", "w_lr", "w_lr_min", "w_weight_decay", "arch_lr", "arch_betas",
+RECIPE_KEYS: tuple[str, ...] = ("epochs", "batch_size", "w_lr", "w_lr_min", "w_weight_decay", "w_nesterov", "arch_lr", "arch_betas",
                                 "arch_weight_decay", "warmup_epochs", "step_order", "crop_size")
 
 
