@@ -508,6 +508,37 @@ def test_each_method_defaults_to_its_paper(method: str, expected: dict[str, Any]
     assert {k: getattr(options, k) for k in expected} == expected
 
 
+@pytest.mark.parametrize("augment", [True, False])
+def test_both_halves_are_augmented_on_the_fly(monkeypatch: pytest.MonkeyPatch, augment: bool) -> None:
+    """Every weight-step batch (half A) and architecture-step batch (half B) is a fresh output
+    of the search's training transform, and none is with ``augment=False``."""
+    from controllers.oneshot.batches import Augmenter
+
+    made: set[int] = set()
+    fed: list[tuple[str, int]] = []
+    transform = Augmenter.__call__
+
+    def spy(self: Augmenter, batch: Batch) -> Batch:
+        out = transform(self, batch)
+        if out is not batch:
+            made.add(id(out.images))
+        return out
+
+    step = BilevelTrainer.search_step
+
+    def record(self: BilevelTrainer, batch_a: Batch, batch_b: Batch | None) -> Any:
+        fed.append(("A", id(batch_a.images)))
+        if batch_b is not None:
+            fed.append(("B", id(batch_b.images)))
+        return step(self, batch_a, batch_b)
+
+    monkeypatch.setattr(Augmenter, "__call__", spy)
+    monkeypatch.setattr(BilevelTrainer, "search_step", record)
+    controller(epochs=2, batch_size=4, augment=augment).search(ToySupernet(), toy_data(16))
+    assert {half for half, _ in fed} == {"A", "B"} and len(fed) == 8  # 2 epochs x 2 steps x both halves
+    assert all((key in made) == augment for _, key in fed)
+
+
 def test_gdas_weight_step_uses_nesterov_and_second_order_refuses_it() -> None:
     from automl.types import Task
     from search_spaces.darts import DartsSpace
