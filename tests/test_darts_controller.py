@@ -578,6 +578,8 @@ def test_seg_hierarchical_brings_auto_deeplabs_settings_for_darts_only() -> None
     pc = DartsController(method="pcdarts")
     pc.bind(space, space.default_task, [Objective("val_miou", "max")], 0)
     assert (pc.options.arch_lr, pc.options.warmup_epochs, pc.options.batch_size) == (6e-4, 15, 256)
+    assert pc.options.crop_size == 321 and pc.sources["crop_size"] == "space"  # the data settings stay the space's
+    assert pc.sources["arch_lr"] == "pcdarts"
 
 
 def test_weights_first_takes_the_weight_step_before_the_arch_step() -> None:

@@ -2,7 +2,8 @@
 
 An option the user does not give comes from, in this order: the space's paper for the method
 (``SearchSpace.paper_settings["darts"]``, e.g. Auto-DeepLab's on ``seg-hierarchical``; it applies
-to ``method=darts``, the relaxation those papers used), the method's paper (below), DARTS. The
+to ``method=darts``, the relaxation those papers used, except its data settings (:data:`DATA_KEYS`,
+the crop), which apply under every method), the method's paper (below), DARTS. The
 architecture warm-up is a *fraction* of the epochs (PC-DARTS: α frozen for 15 of 50 epochs;
 Auto-DeepLab: 20 of 40), so shortening ``epochs`` keeps the paper's proportion. Facts:
 docs/algorithms.md §4–5.
@@ -28,17 +29,25 @@ METHOD_PAPERS: dict[str, dict[str, Any]] = {
     # updated before α.
     "gdas": {"epochs": 250, "batch_size": 256, "w_weight_decay": 5e-4, "w_nesterov": True, "step_order": "weights_first"},
 }
+# Settings of the space's data rather than of the optimisation: the space's paper gives them to every method.
+DATA_KEYS: tuple[str, ...] = ("crop_size",)
 # Options a recipe sets (the rest keep the controller's own defaults).
 RECIPE_KEYS: tuple[str, ...] = ("epochs", "batch_size", "w_lr", "w_lr_min", "w_weight_decay", "w_nesterov", "arch_lr", "arch_betas",
                                 "arch_weight_decay", "warmup_epochs", "step_order", "crop_size")
 
 
 def recipe(method: str, space_settings: Mapping[str, Any] | None = None) -> dict[str, Any]:
-    """The settings of ``method`` (with the space's paper settings for ``method=darts``)."""
+    """The settings of ``method`` (with the space's paper settings for ``method=darts``, its data
+    settings for every method)."""
     out = {**DARTS, **METHOD_PAPERS.get(method, {})}
-    if method == "darts" and space_settings:
-        out.update(space_settings)
+    out.update(_from_space(method, space_settings))
     return out
+
+
+def _from_space(method: str, space_settings: Mapping[str, Any] | None) -> dict[str, Any]:
+    if not space_settings:
+        return {}
+    return dict(space_settings) if method == "darts" else {k: v for k, v in space_settings.items() if k in DATA_KEYS}
 
 
 def resolve(method: str, given: Mapping[str, Any], space_settings: Mapping[str, Any] | None = None
@@ -61,6 +70,6 @@ def resolve(method: str, given: Mapping[str, Any], space_settings: Mapping[str, 
 
 
 def _origin(key: str, method: str, space_settings: Mapping[str, Any] | None) -> str:
-    if method == "darts" and space_settings and key in space_settings:
+    if key in _from_space(method, space_settings):
         return "space"
     return method if key in METHOD_PAPERS.get(method, {}) else "darts"
