@@ -191,3 +191,42 @@ def test_concatenated_parts_select_rows_like_one_tensor_without_copying():
     assert torch.equal(y, idx) and torch.equal(x, whole.index_select(0, idx))
     with pytest.raises(ValueError, match="cannot join"):
         Concatenated([a, b.float()])
+
+
+@pytest.mark.parametrize(("kind", "shape", "target_shape"), [
+    ("classification", (30, 5, 6, 3), (30,)), ("classification", (30, 5, 6, 1), (30,)),
+    ("segmentation", (30, 5, 6, 3), (30, 5, 6)), ("video", (30, 4, 5, 6, 3), (30,)),
+])
+def test_a_consumed_build_stores_the_same_parts_inside_the_source_arrays(kind, shape, target_shape):
+    """``consume=True`` (load_dataset owns its arrays) rewrites the sources into the stored parts:
+    the same tensors as a copying build, and the images' memory is the source's (no second copy)."""
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 256, shape, dtype=np.uint8)
+    targets = rng.integers(0, 3, target_shape).astype(np.uint8 if kind == "segmentation" else np.int64)
+    test = (rng.integers(0, 256, (7, *shape[1:]), dtype=np.uint8), rng.integers(0, 3, (7, *target_shape[1:])).astype(targets.dtype))
+    copied = build_dataset("toy", kind, images, targets, num_classes=3, seed=1, test=test)
+    source = images.copy(), targets.copy(), test[0].copy(), test[1].copy()
+    consumed = build_dataset("toy", kind, source[0], source[1], num_classes=3, seed=1, test=(source[2], source[3]),
+                             consume=True)
+    assert consumed.parts == copied.parts == ("train", "val", "test")
+    for part in copied.parts:
+        assert torch.equal(consumed.images[part], copied.images[part]), part
+        assert torch.equal(consumed.targets[part], copied.targets[part]), part
+        assert consumed.images[part].is_contiguous() and consumed.targets[part].dtype == copied.targets[part].dtype
+    assert consumed.images["train"].untyped_storage().data_ptr() == source[0].ctypes.data
+    assert consumed.images["test"].untyped_storage().data_ptr() == source[2].ctypes.data
+    if kind == "segmentation":  # masks already in their compact type are rewritten too
+        assert consumed.targets["val"].untyped_storage().data_ptr() == source[1].ctypes.data
+    assert consumed.stats == copied.stats and consumed.split == copied.split
+    x, y = consumed.batch("train", torch.tensor([3, 0, 5]))
+    assert torch.equal(x, copied.batch("train", torch.tensor([3, 0, 5]))[0])
+
+
+def test_a_consumed_build_copies_what_it_cannot_rewrite():
+    images = np.random.default_rng(0).integers(0, 256, (20, 4, 4, 3), dtype=np.uint8)
+    images.flags.writeable = False
+    masks = np.zeros((20, 4, 4), dtype=np.uint8)
+    data = build_dataset("toy", "segmentation", images, masks, num_classes=2, consume=True, limit=None)
+    assert data.images["train"].untyped_storage().data_ptr() != images.ctypes.data
+    limited = build_dataset("toy", "segmentation", images.copy(), masks.copy(), num_classes=2, consume=True, limit=10)
+    assert limited.num_samples("train") + limited.num_samples("val") == 10

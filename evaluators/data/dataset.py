@@ -168,11 +168,16 @@ def build_dataset(
     val_fraction: float = 0.2,
     limit: int | None = None,
     test: tuple[np.ndarray, np.ndarray] | None = None,
+    consume: bool = False,
 ) -> Dataset:
     """Check source arrays (``images`` uint8 ``[N, H, W, C]``, video ``[N, T, H, W, C]``), split and wrap them.
 
     ``limit`` keeps a seeded random subset of at most that many source samples before the
     split; ``test`` is an official held-out part (CIFAR-10 ``test_batch``) kept as is.
+    ``consume`` (for callers that own the arrays, as :func:`~evaluators.data.load.load_dataset`)
+    builds the stored parts inside the source arrays' own memory, rewriting them: rows reordered
+    into train | val and each image turned channels-first in place, so building takes the data's
+    size once instead of twice (arrays that are not writeable C-contiguous are copied as without it).
     """
     if isinstance(val_fraction, bool) or not isinstance(val_fraction, (int, float)) or not 0.0 < val_fraction < 1.0:
         raise DatasetError(f"{spec}: val_fraction must be in (0, 1), got {val_fraction!r}")
@@ -201,11 +206,19 @@ def build_dataset(
     mean, std = _channel_stats(images, train_idx)
     channels = images.shape[-1]
     task = Task(kind=kind, in_channels=channels, input_size=tuple(images.shape[1:-1]), num_classes=num_classes)
+    if consume and len(pool) == len(images):  # every source row is kept: the parts can live in its memory
+        stored = _parts_in_place(images, targets, [("train", train_idx), ("val", val_idx)], target_dtype)
+        if test is not None:
+            stored = _merge(stored, _parts_in_place(*test, [("test", np.arange(len(test[0])))], target_dtype))
+        part_images, part_targets = stored
+    else:
+        part_images = {p: _take(a, idx, torch.uint8, channels_first=True) for p, (a, _, idx) in sources.items()}
+        part_targets = {p: _take(t, idx, target_dtype) for p, (_, t, idx) in sources.items()}
     return Dataset(
         spec=spec,
         task=task,
-        images={p: _take(a, idx, torch.uint8, channels_first=True) for p, (a, _, idx) in sources.items()},
-        targets={p: _take(t, idx, target_dtype) for p, (_, t, idx) in sources.items()},
+        images=part_images,
+        targets=part_targets,
         mean=mean,
         std=std,
         class_names=names,
@@ -317,6 +330,69 @@ def _take(array: np.ndarray, idx: np.ndarray, dtype: torch.dtype, *, channels_fi
         block = torch.from_numpy(array[idx[start : start + step]])
         out[start : start + step] = block.permute(order) if channels_first else block
     return out
+
+
+Parts = tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]
+
+
+def _parts_in_place(images: np.ndarray, targets: np.ndarray, parts: Sequence[tuple[str, np.ndarray]],
+                    target_dtype: torch.dtype) -> Parts:
+    """``{part: images[idx]}`` (channels-first) and ``{part: targets[idx]}`` for ``parts`` whose
+    indices cover every row once, built in the arrays' own memory (see ``consume``); an array
+    that cannot be rewritten is copied by :func:`_take` instead."""
+    order = np.concatenate([idx for _, idx in parts])
+    bounds = np.cumsum([0] + [len(idx) for _, idx in parts])
+
+    def slices(t: torch.Tensor) -> dict[str, torch.Tensor]:
+        return {name: t[bounds[i] : bounds[i + 1]] for i, (name, _) in enumerate(parts)}
+
+    if _rewritable(images, np.uint8):
+        _permute_rows(images, order)
+        out_images = slices(_channels_first_in_place(images))
+    else:
+        out_images = {name: _take(images, idx, torch.uint8, channels_first=True) for name, idx in parts}
+    if _rewritable(targets, np.dtype(str(target_dtype).removeprefix("torch."))):
+        _permute_rows(targets, order)
+        out_targets = slices(torch.from_numpy(targets))
+    else:
+        out_targets = {name: _take(targets, idx, target_dtype) for name, idx in parts}
+    return out_images, out_targets
+
+
+def _merge(a: Parts, b: Parts) -> Parts:
+    return {**a[0], **b[0]}, {**a[1], **b[1]}
+
+
+def _rewritable(array: np.ndarray, dtype: Any) -> bool:
+    return array.dtype == dtype and array.flags.c_contiguous and array.flags.writeable and array.ndim >= 1
+
+
+def _permute_rows(array: np.ndarray, order: np.ndarray) -> None:
+    """``array[:] = array[order]`` in place, following the permutation's cycles with one row of scratch."""
+    done = np.zeros(len(order), dtype=bool)
+    for start in range(len(order)):
+        if done[start] or order[start] == start:
+            done[start] = True
+            continue
+        saved, i = array[start].copy(), start
+        while True:
+            done[i] = True
+            j = int(order[i])
+            if j == start:
+                array[i] = saved
+                break
+            array[i] = array[j]
+            i = j
+
+
+def _channels_first_in_place(array: np.ndarray) -> torch.Tensor:
+    """uint8 ``[N, *S, C]`` rewritten sample by sample as ``[N, C, *S]`` in the same memory."""
+    n, shape = array.shape[0], array.shape[1:]
+    flat = array.reshape(n, -1)  # a view: the array is C-contiguous
+    if shape[-1] > 1:
+        for i in range(n):
+            flat[i] = np.moveaxis(array[i], -1, 0).ravel()  # ravel copies the strided view before the write
+    return torch.from_numpy(flat).view(n, shape[-1], *shape[:-1])
 
 
 def _distinct(arrays: Sequence[np.ndarray], chunk: int = 256) -> np.ndarray:

@@ -117,7 +117,8 @@ def load_dataset(
     else:
         images, targets, extras = readers.read_cifar10(spec, path)
     return build_dataset(
-        spec, kind, images, targets, seed=seed, val_fraction=val_fraction, limit=limit, **extras  # type: ignore[arg-type]
+        spec, kind, images, targets, seed=seed, val_fraction=val_fraction, limit=limit, consume=True,
+        **extras,  # type: ignore[arg-type]
     )
 
 
