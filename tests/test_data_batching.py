@@ -230,3 +230,21 @@ def test_a_consumed_build_copies_what_it_cannot_rewrite():
     assert data.images["train"].untyped_storage().data_ptr() != images.ctypes.data
     limited = build_dataset("toy", "segmentation", images.copy(), masks.copy(), num_classes=2, consume=True, limit=10)
     assert limited.num_samples("train") + limited.num_samples("val") == 10
+
+
+def test_a_pickled_consumed_dataset_carries_its_buffer_once():
+    """train and val are views of one buffer: pickle (Ray, spawn) must not send it once per part."""
+    import pickle
+
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 256, (40, 8, 8, 3), dtype=np.uint8)
+    masks = rng.integers(0, 3, (40, 8, 8)).astype(np.uint8)
+    consumed = build_dataset("toy", "segmentation", images.copy(), masks.copy(), num_classes=3, consume=True)
+    copied = build_dataset("toy", "segmentation", images, masks, num_classes=3)
+    blob = pickle.dumps(consumed)
+    assert len(blob) < 1.1 * len(pickle.dumps(copied)) and len(blob) < 1.5 * (images.nbytes + masks.nbytes)
+    back = pickle.loads(blob)
+    for part in copied.parts:
+        assert torch.equal(back.images[part], copied.images[part]) and torch.equal(back.targets[part], copied.targets[part])
+    assert back.images["train"].untyped_storage().data_ptr() == back.images["val"].untyped_storage().data_ptr()
+    assert torch.equal(back.batch("val", slice(0, 3))[0], copied.batch("val", slice(0, 3))[0])

@@ -17,7 +17,7 @@ Classification and video splits are stratified (each class keeps ``val_fraction`
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -144,7 +144,37 @@ class Dataset:
     def __getstate__(self) -> dict[str, Any]:  # device caches never travel (Ray, pickling)
         state = dict(self.__dict__)
         state["_cache"] = {}
+        state["images"], state["targets"] = _packed(self.images), _packed(self.targets)
         return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        state["images"], state["targets"] = _unpacked(state["images"]), _unpacked(state["targets"])
+        self.__dict__.update(state)
+
+
+Packed = tuple[list[torch.Tensor], dict[str, tuple[int, tuple[int, ...], tuple[int, ...], int]]]
+
+
+def _packed(parts: Mapping[str, torch.Tensor]) -> Packed:
+    """Parts as views of their storages, each storage once: parts built in one buffer
+    (``build_dataset(consume=True)``) would each carry the whole buffer through pickle."""
+    bases: list[torch.Tensor] = []
+    where: dict[int, int] = {}
+    views = {}
+    for name, t in parts.items():
+        storage = t.untyped_storage()
+        if storage.data_ptr() not in where:
+            where[storage.data_ptr()] = len(bases)
+            bases.append(torch.tensor([], dtype=t.dtype).set_(storage, 0, (storage.nbytes() // t.element_size(),), (1,)))
+        views[name] = (where[storage.data_ptr()], tuple(t.shape), tuple(t.stride()), t.storage_offset())
+    return bases, views
+
+
+def _unpacked(packed: Packed | dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    if isinstance(packed, dict):  # pickled before parts were packed
+        return packed
+    bases, views = packed
+    return {name: bases[i].as_strided(shape, stride, offset) for name, (i, shape, stride, offset) in views.items()}
 
 
 def _single_channel_strides(x: torch.Tensor) -> torch.Tensor:
