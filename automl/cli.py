@@ -78,7 +78,7 @@ def quick_on_dataset_note(cfg: Any) -> str | None:
     """A note when the space's demo-sized quick settings filled components of a run on a
     ``--dataset`` the user named (None otherwise): what they are and how to drop them."""
     used = cfg.quick_used()
-    if not used or cfg.dataset is None:
+    if not used or not cfg.given("dataset"):  # the built-in data the run fills in is the demo's own
         return None
     quick = cfg.quick_settings() or {}
     shown = [f"{part}: " + (", ".join(f"{e.name}({_brief(e.options)})" for e in cfg.evaluators) if part == "evaluators"

@@ -239,6 +239,10 @@ class RunConfig:
             self.evaluators = [Component.parse(dict(e) if isinstance(e, dict) else e, "evaluator") for e in defaults]
         return skipped
 
+    def given(self, key: str) -> bool:
+        """Whether ``key`` was set explicitly (config file, flag or :meth:`set`), not by a default."""
+        return key in self._given
+
     def quick_used(self) -> list[str]:
         """The parts (space, controller, evaluators) that :meth:`fill_defaults` took from the
         quick settings."""

@@ -190,6 +190,8 @@ def test_no_quick_leaves_every_component_to_its_own_defaults_and_a_dataset_gets_
     quick = RunConfig(space=Component("seg-hierarchical"), controller=Component("darts", {"epochs": 2}))
     quick.fill_defaults()
     assert quick.quick_used() == ["space", "evaluators"] and quick_on_dataset_note(quick) is None  # built-in data
+    quick.dataset = "shapes"  # what a run fills in when no --dataset was named: still the demo, no note
+    assert quick_on_dataset_note(quick) is None
     quick.set("dataset", "seg-folder:/data/city")
     note = quick_on_dataset_note(quick)
     assert note is not None and "seg-folder:/data/city" in note and "--no-quick" in note
