@@ -550,6 +550,8 @@ def test_gdas_weight_step_uses_nesterov_and_second_order_refuses_it() -> None:
     assert trainer.w_opt.defaults["nesterov"] is True and trainer.w_opt.defaults["weight_decay"] == 5e-4
     with pytest.raises(ValueError, match="order=2 needs w_nesterov=false"):
         DartsOptions(order=2, w_nesterov=True)
+    with pytest.raises(ValueError, match="w_nesterov needs w_momentum > 0"):
+        DartsController(method="gdas", w_momentum=0.0)
     with pytest.raises(ValueError, match="w_nesterov must be true or false"):
         DartsOptions(w_nesterov="yes")  # type: ignore[arg-type]
 

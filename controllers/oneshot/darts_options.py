@@ -96,6 +96,8 @@ class DartsOptions:
             _fail("order=2 is not supported with method='gdas' (GDAS is first order; resampled Gumbel noise breaks the finite differences)")
         if not isinstance(self.w_nesterov, bool):
             _fail(f"w_nesterov must be true or false, got {self.w_nesterov!r}")
+        if self.w_nesterov and self.w_momentum == 0:
+            _fail("w_nesterov needs w_momentum > 0 (Nesterov momentum without momentum is undefined)")
         if self.w_nesterov and self.order == 2:
             _fail("order=2 needs w_nesterov=false: the unrolled step models plain momentum SGD (DARTS)")
         for name in ("w_lr", "arch_lr", "tau_max", "tau_min"):

@@ -170,9 +170,7 @@ def _packed(parts: Mapping[str, torch.Tensor]) -> Packed:
     return bases, views
 
 
-def _unpacked(packed: Packed | dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    if isinstance(packed, dict):  # pickled before parts were packed
-        return packed
+def _unpacked(packed: Packed) -> dict[str, torch.Tensor]:
     bases, views = packed
     return {name: bases[i].as_strided(shape, stride, offset) for name, (i, shape, stride, offset) in views.items()}
 
@@ -381,7 +379,7 @@ def _parts_in_place(images: np.ndarray, targets: np.ndarray, parts: Sequence[tup
         out_images = slices(_channels_first_in_place(images))
     else:
         out_images = {name: _take(images, idx, torch.uint8, channels_first=True) for name, idx in parts}
-    if _rewritable(targets, np.dtype(str(target_dtype).removeprefix("torch."))):
+    if _rewritable(targets, torch.empty((), dtype=target_dtype).numpy().dtype):
         _permute_rows(targets, order)
         out_targets = slices(torch.from_numpy(targets))
     else:
@@ -415,13 +413,16 @@ def _permute_rows(array: np.ndarray, order: np.ndarray) -> None:
             i = j
 
 
-def _channels_first_in_place(array: np.ndarray) -> torch.Tensor:
-    """uint8 ``[N, *S, C]`` rewritten sample by sample as ``[N, C, *S]`` in the same memory."""
+def _channels_first_in_place(array: np.ndarray, chunk_bytes: int = 64 << 20) -> torch.Tensor:
+    """uint8 ``[N, *S, C]`` rewritten as ``[N, C, *S]`` in the same memory, a chunk of about
+    ``chunk_bytes`` at a time (copied out, written back transposed)."""
     n, shape = array.shape[0], array.shape[1:]
     flat = array.reshape(n, -1)  # a view: the array is C-contiguous
     if shape[-1] > 1:
-        for i in range(n):
-            flat[i] = np.moveaxis(array[i], -1, 0).ravel()  # ravel copies the strided view before the write
+        step = max(1, chunk_bytes // max(1, flat[:1].nbytes))
+        for start in range(0, n, step):
+            block = array[start : start + step].copy()
+            flat[start : start + step] = np.moveaxis(block, -1, 1).reshape(len(block), -1)
     return torch.from_numpy(flat).view(n, shape[-1], *shape[:-1])
 
 
