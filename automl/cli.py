@@ -196,6 +196,15 @@ def search(
         raise typer.Exit(1)
 
 
+def _phases(seconds: dict[str, float]) -> str:
+    """``: supernet search 66.0 s, trials 88.1 s, reference 15.2 s`` where a phase besides the
+    trials took a second or more; empty otherwise."""
+    shown = {name: s for name, s in seconds.items() if s >= 1.0}
+    if not shown or list(shown) == ["trials"]:
+        return ""
+    return ": " + ", ".join(f"{name} {s:.1f} s" for name, s in shown.items())
+
+
 def _print_summary(console, run, summary) -> None:
     from automl.report import ReportError, RunView, plot_front
 
@@ -203,7 +212,7 @@ def _print_summary(console, run, summary) -> None:
     failed = sum(r.state == "failed" for r in summary.records)
     pruned = sum(r.state == "pruned" for r in summary.records)
     console.print(
-        f"[bold]{done}[/bold] trial(s) in {summary.seconds:.1f} s ({summary.stopped}); "
+        f"[bold]{done}[/bold] trial(s) in {summary.seconds:.1f} s{_phases(summary.phase_seconds)} ({summary.stopped}); "
         f"{failed} failed, " + (f"{pruned} pruned, " if pruned else "")
         + f"{summary.duplicates} duplicate proposal(s) served from the store"
     )

@@ -42,7 +42,7 @@ def open_run(run_dir: str | Path, objectives: Sequence[str] | None = None) -> Ru
     except SpecError as exc:
         raise ReportError(f"{path}: its config.yaml cannot be read: {exc}") from None
     storage = config.storage or default_storage(str(path))
-    study_name = config.study_name or path.name
+    study_name = config.study_name or path.resolve().name  # the run's folder name, also for "."
     try:
         parsed = tuple(parse_objective(o) for o in (objectives or config.objectives))
     except SpecError as exc:
@@ -119,9 +119,9 @@ def plot_front(view: RunView, out: Path, objectives: Sequence[Objective] | None 
     members = {r.number for r in front(view.records, objectives)}
     suffix = out.suffix.lower()
     if suffix == ".png":
-        _plot_png(pool, members, objectives, out, view.run_dir.name)
+        _plot_png(pool, members, objectives, out, view.run_dir.resolve().name)
     elif suffix in (".html", ".htm"):
-        _plot_html(pool, members, objectives, out, view.run_dir.name)
+        _plot_html(pool, members, objectives, out, view.run_dir.resolve().name)
     else:
         raise ReportError(f"--out {out}: unsupported format {suffix or '(none)'}; use .png or .html")
     return out

@@ -74,6 +74,9 @@ class RunSummary:
     duplicates: int = 0
     seconds: float = 0.0
     reference: dict[str, Any] | None = None  # the reference's outcome (automl.reference), when the run has one
+    # wall seconds of the run's phases, in order: the controller's prepare (by its prepare_label),
+    # "trials", "reference"
+    phase_seconds: dict[str, float] = field(default_factory=dict)
 
 
 def _objective_visible(metric: str, hidden: set[str], known: set[str] | None, what: str) -> None:
@@ -380,11 +383,13 @@ class Run:
         try:
             records: list[TrialRecord] = []
             reference = None
+            phases: dict[str, float] = {}
             if self.resume:
                 n = self.store.mark_interrupted()
                 if n:
                     self.log(f"{n} interrupted trial(s) will be evaluated again")
                 records = self.store.records(order="told")
+            t_phase = time.perf_counter()
             self.controller.prepare(PrepareContext(
                 dataset=self.dataset, device=cfg.device,
                 checkpoint_dir=(self.run_dir / "supernet") if self.run_dir else None, run_dir=self.run_dir,
@@ -394,6 +399,7 @@ class Run:
                 call_group=executor.call_group if executor.group_size() > 1 else None,
                 group_size=executor.group_size(), dataset_ref=self.dataset_ref,
             ))
+            phases[getattr(self.controller, "prepare_label", "set-up")] = time.perf_counter() - t_phase
             if self.lock is not None:
                 self.lock.share()  # set-up done: --join workers may come in
             if kept is not None:
@@ -403,10 +409,14 @@ class Run:
                 self.log(f"resumed {len(records)} trial(s)" + (f"; {diverged} replay step(s) diverged" if diverged else ""))
             if self.show_progress:
                 progress = _Progress(self, cfg.budget, len(engine.records))
+            t_phase = time.perf_counter()
             executor.run(engine, wb, self._reporter)
+            phases["trials"] = time.perf_counter() - t_phase
             if self.reference is not None and self.role == "owner" and engine.records:
+                t_phase = time.perf_counter()
                 reference = self.reference.evaluate(wb, self.run_dir, None if executor.in_process else executor.call,
                                                     self.log)
+                phases["reference"] = time.perf_counter() - t_phase
         except KeyboardInterrupt:
             engine.interrupt()
             raise
@@ -431,6 +441,7 @@ class Run:
             duplicates=engine.duplicates,
             seconds=time.perf_counter() - t_start,
             reference=reference,
+            phase_seconds=phases,
         )
 
     def _search_worker(self) -> RunSummary:

@@ -80,6 +80,7 @@ class Controller:
     description: ClassVar[str] = ""
     requires: ClassVar[frozenset[str]] = frozenset({"decisions"})
     multi_objective: ClassVar[bool] = False
+    prepare_label: ClassVar[str] = "set-up"  # what prepare() does, for the run's time breakdown
 
     def __init__(self, **options: Any) -> None:
         if options:

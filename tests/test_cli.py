@@ -52,6 +52,15 @@ def test_search_show_pareto(capsys, tmp_path, table_config):
     assert code == 0, err
 
 
+def test_show_and_pareto_read_the_run_they_are_run_in(capsys, tmp_path, table_config, monkeypatch):
+    assert run_cli(capsys, "search", "--config", str(table_config), "--no-progress")[0] == 0
+    monkeypatch.chdir(tmp_path / "runs" / "evo")  # "." names no study: the folder's own name does
+    code, out, err = run_cli(capsys, "show", ".", "--top", "3")
+    assert code == 0 and "best valid_acc" in out, err
+    code, out, err = run_cli(capsys, "pareto", ".", "--out", str(tmp_path / "here.png"))
+    assert code == 0 and (tmp_path / "here.png").stat().st_size > 1000, err
+
+
 def test_resume_extends_the_budget(capsys, tmp_path, table_config):
     assert run_cli(capsys, "search", "--config", str(table_config), "--no-progress")[0] == 0
     run_dir = tmp_path / "runs" / "evo"
@@ -227,3 +236,13 @@ def test_set_order_does_not_change_which_quick_settings_apply():
 
     a = options(["train.epochs=1", "controller.epochs=2"])
     assert a == options(["controller.epochs=2", "train.epochs=1"]) == {"epochs": 2}
+
+
+def test_the_summary_line_breaks_the_time_down_only_beside_other_phases():
+    from automl.cli import _phases
+
+    assert _phases({"set-up": 0.01, "trials": 4.5}) == ""  # the trials alone: the total says it
+    assert _phases({}) == ""
+    assert (_phases({"supernet search": 66.04, "trials": 88.1, "reference": 15.2})
+            == ": supernet search 66.0 s, trials 88.1 s, reference 15.2 s")
+    assert _phases({"set-up": 0.2, "trials": 3.0, "reference": 1.5}) == ": trials 3.0 s, reference 1.5 s"

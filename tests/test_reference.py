@@ -68,6 +68,8 @@ def test_a_run_trains_its_reference_like_its_trials_and_a_resume_reuses_it(tmp_p
     assert set(ref["metrics"]) == set(summary.best.metrics)
     assert load(tmp_path / "run") == json.loads((tmp_path / "run" / "reference" / "reference.json").read_text())
     assert "  |  reference seg-unet:unet: val_miou " in comparison(summary.best, ref, summary.objectives)
+    assert list(summary.phase_seconds) == ["set-up", "trials", "reference"]
+    assert summary.phase_seconds["reference"] > 0 and sum(summary.phase_seconds.values()) <= summary.seconds
     written = (tmp_path / "run" / "reference" / "reference.json").stat().st_mtime_ns
     again = make(resume=True, budget=2).execute()
     assert again.reference == ref  # reused, not retrained

@@ -29,6 +29,10 @@ def test_supernet_search_then_evaluate_derived_archs(tmp_path):
     assert (tmp_path / "run" / "supernet" / "supernet.pt").is_file()
     assert (tmp_path / "run" / "derived-0.png").is_file()
     assert (tmp_path / "run" / "trials" / f"{summary.best.number:05d}" / "weights.pt").is_file()
+    # the time breakdown names the supernet search, and its phases fit in the run's time
+    assert list(summary.phase_seconds) == ["supernet search", "trials"]
+    assert all(s > 0 for s in summary.phase_seconds.values())
+    assert sum(summary.phase_seconds.values()) <= summary.seconds
 
     resumed = Run(_config(tmp_path), resume=True, tensorboard=False).execute()
     assert [r.key for r in resumed.records] == [r.key for r in summary.records]  # nothing evaluated twice

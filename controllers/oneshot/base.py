@@ -62,6 +62,7 @@ class OneShotController(Controller):
     requires: ClassVar[frozenset[str]] = frozenset({"supernet"})
     multi_objective: ClassVar[bool] = False
     needs_dataset: ClassVar[bool] = True
+    prepare_label: ClassVar[str] = "supernet search"
 
     def __init__(self, **options: Any) -> None:
         super().__init__(**options)
