@@ -34,6 +34,15 @@ def _fail(msg: str) -> None:
     raise UserError(msg)
 
 
+def _check_out_file(option: str, path: Path) -> None:
+    """A file ``path`` can be written: its folder exists and it is not itself a folder."""
+    if str(path).endswith(("/", "\\")) or path.is_dir():
+        _fail(f"{option} {path}: is a folder; give a file name")
+    if not path.parent.is_dir():
+        what = "is a file, not a folder" if path.parent.exists() else "does not exist"
+        _fail(f"{option} {path}: its folder {path.parent} {what}")
+
+
 def _console():
     from rich.console import Console
 
@@ -131,10 +140,15 @@ def search(
         if join and resume is None:
             _fail("--join works with --resume RUN_DIR only (it adds a worker to a run that is being searched)")
         if resume is not None:
-            if config is not None or any(v is not None for v in (space, controller, evaluator, objective, constraint,
-                                                                  run_dir, storage, dataset, set_, mnas_reward,
-                                                                  reference, quick)):
-                _fail("--resume continues a run as configured; only --budget, --seed, --device, --pruner and the executor "
+            refused = [flag for flag, v in (("--config", config), ("--space", space), ("--controller", controller),
+                                            ("--evaluator", evaluator), ("--objective", objective),
+                                            ("--constraint", constraint), ("--run-dir", run_dir),
+                                            ("--storage", storage), ("--dataset", dataset), ("--set", set_),
+                                            ("--mnas-reward", mnas_reward), ("--reference", reference),
+                                            ("--quick/--no-quick", quick)) if v is not None]
+            if refused:
+                _fail(f"--resume continues a run as configured, so {', '.join(refused)} cannot be given with it; "
+                      "only --budget, --seed, --device, --pruner and the executor "
                       "options (--executor, --workers, --ray-address, --trial-cpus, --trial-gpus, --trial-timeout, "
                       "--retries, --scheduler) may be given with it")
             cfg = RunConfig.from_file(resume / "config.yaml") if (resume / "config.yaml").is_file() else None
@@ -323,6 +337,7 @@ def pareto(
     """Plot the trials and the Pareto front of a run."""
     from automl.report import ReportError, open_run, plot_front
 
+    _check_out_file("--out", out)
     try:
         view = open_run(run_dir, objective)
         path = plot_front(view, out)
@@ -417,23 +432,34 @@ def latency_table(
             _fail(f"--input-size {input_size!r}: expected HxW, e.g. 32x32")
         if len(changes["input_size"]) != 2 or min(changes["input_size"]) < 1:
             _fail(f"--input-size {input_size!r}: expected HxW, e.g. 32x32")
+    for option, value in (("--in-channels", in_channels), ("--num-classes", num_classes), ("--threads", threads),
+                          ("--batch-size", batch_size)):
+        if value is not None and value < 1:
+            _fail(f"{option} {value}: expected an integer >= 1")
+    if not min_run_time > 0:
+        _fail(f"--min-run-time {min_run_time}: expected a number of seconds > 0")
+    _check_out_file("--out", out)
     if in_channels is not None:
         changes["in_channels"] = in_channels
     if num_classes is not None:
         changes["num_classes"] = num_classes
     task = dataclasses.replace(task, **changes)
-    if batch_size < 1 or min_run_time <= 0:
-        _fail("--batch-size must be >= 1 and --min-run-time > 0")
     from automl.devices import check_device
 
     try:
         check_device(device)
     except ValueError as exc:
         _fail(f"--device: {exc}")
-    with Progress(transient=True) as bar:
-        job = bar.add_task("measuring", total=None)
-        table = build_lut(sp, task, device=device, batch_size=batch_size, threads=threads, min_run_time=min_run_time,
-                          progress=lambda i, n, key: bar.update(job, completed=i, total=n, description=key[:60]))
+    try:
+        with Progress(transient=True) as bar:
+            job = bar.add_task("measuring", total=None)
+            table = build_lut(sp, task, device=device, batch_size=batch_size, threads=threads,
+                              min_run_time=min_run_time,
+                              progress=lambda i, n, key: bar.update(job, completed=i, total=n, description=key[:60]))
+    except (RuntimeError, ValueError) as exc:  # e.g. out of memory at a huge --input-size
+        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        _fail(f"latency-table: measuring {sp.name} at input {task.in_channels}x{'x'.join(map(str, task.input_size))} "
+              f"failed: {first[:300]}")
     table["options"] = cfg.space.options
     out.write_text(json.dumps(table, indent=2) + "\n")
     _console().print(f"wrote {out}: {len(table['entries'])} entries for {sp.name} on {device} "

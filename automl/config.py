@@ -63,7 +63,20 @@ def _declared(space_name: str) -> Any:
 
 
 class _Loader(yaml.SafeLoader):
-    """YAML with 1.2 floats: ``3e-3`` and ``1e4`` are numbers (PyYAML's YAML 1.1 reads them as strings)."""
+    """YAML with 1.2 floats: ``3e-3`` and ``1e4`` are numbers (PyYAML's YAML 1.1 reads them as
+    strings); a key given twice in one mapping is an error (PyYAML keeps the last silently)."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: set[str] = set()
+        for key_node, _ in node.value:
+            if not isinstance(key_node, yaml.ScalarNode) or key_node.tag == "tag:yaml.org,2002:merge":
+                continue
+            key = str(self.construct_scalar(key_node))
+            if key in seen:
+                raise yaml.constructor.ConstructorError(None, None, f"the key {key!r} is given twice",
+                                                        key_node.start_mark)
+            seen.add(key)
+        return super().construct_mapping(node, deep=deep)
 
 
 class _Dumper(yaml.SafeDumper):
@@ -131,6 +144,8 @@ class RunConfig:
     @classmethod
     def from_file(cls, path: str | Path) -> RunConfig:
         p = Path(path)
+        if p.is_dir():
+            raise SpecError(f"--config {p}: is a folder; expected a YAML run configuration file")
         if not p.is_file():
             raise SpecError(f"config file not found: {p}")
         try:

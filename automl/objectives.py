@@ -100,6 +100,8 @@ def parse_mnas(value: object) -> MnasReward:
         try:
             w = float(parts[3]) if len(parts) == 4 else -0.07
             return MnasReward(parts[0], parts[1], float(parts[2]), w, w)
+        except SpecError:  # a number out of range: its own message
+            raise
         except ValueError:
             raise SpecError(f"bad mnas_reward {value!r}: TARGET and W must be numbers") from None
     if isinstance(value, Mapping):
@@ -111,6 +113,8 @@ def parse_mnas(value: object) -> MnasReward:
         try:
             return MnasReward(str(value["accuracy"]), str(value["latency"]), float(value["target"]),
                               float(value.get("alpha", -0.07)), float(value.get("beta", -0.07)))
+        except SpecError:
+            raise
         except (TypeError, ValueError):
             raise SpecError(f"bad mnas_reward {dict(value)!r}: target, alpha and beta must be numbers") from None
     raise SpecError(f"bad mnas_reward {value!r}: expected a mapping or ACC,LAT,TARGET[,W]")

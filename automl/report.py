@@ -9,7 +9,7 @@ from pathlib import Path
 from automl.config import RunConfig
 from automl.pareto import best, front
 from automl.objectives import SpecError, parse_objective
-from automl.store import StoreMissing, TrialRecord, TrialStore, default_storage
+from automl.store import StoreMissing, TrialRecord, TrialStore, default_storage, only_study
 from automl.types import Objective
 
 
@@ -52,8 +52,19 @@ def open_run(run_dir: str | Path, objectives: Sequence[str] | None = None) -> Ru
     try:  # read-only: looking at a run never creates or changes its store
         store = TrialStore.open_existing(storage, study_name, parsed, read_only=True)
     except StoreMissing as exc:
-        raise ReportError(f"cannot read the trials of {path}: {exc}") from None
-    return RunView(path, config, parsed, store.records(), store.scorings())
+        # a run written before config.yaml kept its study name, in a copied or renamed folder
+        only = only_study(storage) if config.study_name is None else None
+        if only is None:
+            raise ReportError(f"cannot read the trials of {path}: {exc}") from None
+        store = TrialStore.open_existing(storage, only, parsed, read_only=True)
+    records = store.records()
+    if objectives:
+        measured = {m for r in records if r.state == "complete" for m in r.metrics}
+        unknown = [o.metric for o in parsed if measured and o.metric not in measured]
+        if unknown:
+            raise ReportError(f"--objective {', '.join(unknown)}: no completed trial of {path} has it; its metrics: "
+                              f"{', '.join(sorted(measured))}")
+    return RunView(path, config, parsed, records, store.scorings())
 
 
 def scorings_table(scorings: Sequence[TrialRecord], top: int):  # -> rich.table.Table

@@ -51,7 +51,7 @@ from automl.objectives import (
 )
 from automl.pareto import best, front
 from automl.reference import Reference, ReferenceSpecError
-from automl.store import StoreMissing, TrialRecord, TrialStore, default_storage
+from automl.store import StoreMissing, TrialRecord, TrialStore, absolute_sqlite, default_storage, only_study
 from automl.trial import Bench, Workbench
 from automl.types import Objective, Task
 from controllers.base import Controller, PrepareContext
@@ -267,7 +267,11 @@ class Run:
 
     # -- files and store ------------------------------------------------------------------------
     def _open(self, storage: Any, tensorboard: bool) -> None:
-        created = self.run_dir is not None and not self.run_dir.exists()
+        created = None  # the outermost folder this run makes: removed again when the set-up fails
+        if self.run_dir is not None and not self.run_dir.exists():
+            created = self.run_dir
+            while not created.parent.exists():
+                created = created.parent
         self.lock: RunLock | None = None
         try:
             self._open_files(storage, tensorboard)
@@ -275,22 +279,29 @@ class Run:
             self.executor.close()
             if self.lock is not None:
                 self.lock.release()
-            if created and self.run_dir is not None:
-                shutil.rmtree(self.run_dir, ignore_errors=True)  # never leave a half-written run
+            if created is not None:
+                shutil.rmtree(created, ignore_errors=True)  # never leave a half-written run
             if isinstance(exc, RunSetupError):
                 raise
             if isinstance(exc, (ValueError, ImportError, OSError)) or type(exc).__module__.startswith("sqlalchemy"):
-                raise RunSetupError(f"cannot open the trial store: {str(exc).splitlines()[0]}") from None
+                given = f"--storage {self.config.storage}: " if self.config.storage else ""
+                raise RunSetupError(f"{given}cannot open the trial store: {str(exc).splitlines()[0]}"
+                                    + ("; accepted: an SQLAlchemy URL, e.g. sqlite:///PATH/study.db" if given else "")
+                                    ) from None
             raise
 
     def _open_files(self, storage: Any, tensorboard: bool) -> None:
         cfg = self.config
         if storage is None:
+            if not self.resume:
+                cfg.storage = absolute_sqlite(cfg.storage)  # config.yaml names the file from any folder
             storage = cfg.storage or (default_storage(str(self.run_dir)) if self.run_dir else None)
         # Several processes may share a database store (--join beside a running search, Ray
         # workers of a cluster); an in-memory store belongs to this process alone.
         self.shared_store = storage is not None and not isinstance(storage, optuna.storages.InMemoryStorage)
         study_name = cfg.study_name or (self.run_dir.name if self.run_dir else "automl")
+        if self.resume and not cfg.study_name and only_study(storage) is not None:
+            study_name = only_study(storage)  # a run from before config.yaml kept it, copied or renamed
         if self.resume:  # checked before anything is written: a lost store is never started over
             try:
                 self.store = TrialStore.open_existing(storage, study_name, self.objectives, pruner=_pruner(cfg.pruner))
@@ -310,6 +321,7 @@ class Run:
                 self.lock = None
                 raise RunSetupError(str(exc)) from None
             if not self.resume:
+                cfg.study_name = study_name  # kept: a copied or renamed run folder still finds its study
                 cfg.dump(self.run_dir / "config.yaml")
                 if self.dataset is not None:
                     record = {"summary": self.dataset.summary(), "split": self.dataset.split_record()}

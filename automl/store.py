@@ -30,6 +30,7 @@ on the front, never served as duplicates) but stay readable (:meth:`TrialStore.s
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import os
@@ -101,6 +102,34 @@ def sqlite_path(storage: Any) -> Path | None:
     return Path(rest.removeprefix("file:"))
 
 
+def absolute_sqlite(storage: Any) -> Any:
+    """``sqlite:///rel/study.db`` with its file made absolute (a run is resumed from anywhere);
+    other storages unchanged."""
+    path = sqlite_path(storage)
+    if path is None or path.is_absolute() or storage.startswith("sqlite:///file:"):
+        return storage
+    query = storage.partition("?")[2]
+    return f"sqlite:///{path.absolute()}" + (f"?{query}" if query else "")
+
+
+def _study_names(path: Path) -> list[str] | None:
+    """The studies an SQLite file holds, read without writing; None when it holds no Optuna store."""
+    import sqlite3
+
+    try:
+        with contextlib.closing(sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)) as db:
+            return [row[0] for row in db.execute("SELECT study_name FROM studies")]
+    except sqlite3.Error:
+        return None
+
+
+def only_study(storage: Any) -> str | None:
+    """The name of the one study an ``sqlite:///`` store holds (read-only), else None."""
+    path = sqlite_path(storage)
+    names = _study_names(path) if path is not None and path.is_file() else None
+    return names[0] if names is not None and len(names) == 1 else None
+
+
 class TrialStore:
     """Read and write the trials of one run in an Optuna storage."""
 
@@ -148,6 +177,8 @@ class TrialStore:
                 header = fh.read(16)
             if header != b"SQLite format 3\x00":
                 raise StoreMissing(f"{path} is {'empty' if not header else 'not an SQLite database (damaged?)'}")
+            if _study_names(path) is None:  # opening it would write Optuna's tables into someone's database
+                raise StoreMissing(f"{path} is an SQLite database without Optuna's tables, not a trial store")
             if read_only:  # '#', '?' or '%' in a path would change which file SQLite opens: quoted
                 # twice, as SQLAlchemy decodes the URL once and SQLite the file: URI once more
                 quoted = urllib.parse.quote(urllib.parse.quote(str(path)))

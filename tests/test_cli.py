@@ -95,6 +95,7 @@ def test_two_objectives_and_a_constraint(capsys, tmp_path, table_config):
         (["--controller", "no.such.module:Thing"], "cannot import 'no.such.module:Thing'"),
         (["--device", "bogus"], "device 'bogus' is not a device name; accepted here: cpu"),
         (["--device", "cuda:7"], "device 'cuda:7' is not available ("),
+        (["--storage", "notaurl"], "--storage notaurl: cannot open the trial store"),
     ],
 )
 def test_bad_input_is_one_line_exit_2_and_writes_nothing(capsys, tmp_path, table_config, args, message):
@@ -103,6 +104,87 @@ def test_bad_input_is_one_line_exit_2_and_writes_nothing(capsys, tmp_path, table
     assert message in err, err
     assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
     assert not (tmp_path / "runs").exists()
+
+
+def test_a_refused_store_leaves_no_folder_the_run_would_have_made(capsys, tmp_path, table_config):
+    deep = tmp_path / "a" / "b" / "run"
+    code, _, err = run_cli(capsys, "search", "--config", str(table_config), "--run-dir", str(deep),
+                           "--storage", "notaurl", "--no-progress")
+    assert code == 2 and "--storage notaurl" in err and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "a").exists()
+
+
+def test_a_copied_run_folder_finds_its_study_and_relative_paths_are_kept_absolute(capsys, tmp_path, table_config,
+                                                                                   monkeypatch):
+    import shutil
+
+    monkeypatch.chdir(tmp_path)
+    assert run_cli(capsys, "search", "--config", str(table_config), "--budget", "3", "--storage",
+                   "sqlite:///own.db", "--no-progress")[0] == 0
+    cfg = yaml.safe_load((tmp_path / "runs" / "evo" / "config.yaml").read_text())
+    assert cfg["study_name"] == "evo" and cfg["storage"] == f"sqlite:///{tmp_path / 'own.db'}"
+    monkeypatch.chdir(tmp_path / "runs")  # elsewhere: the store is still found
+    assert run_cli(capsys, "show", "evo")[0] == 0
+    # a run written before config.yaml kept its study name, copied: the store's one study
+    assert run_cli(capsys, "search", "--config", str(table_config), "--run-dir", str(tmp_path / "old"),
+                   "--no-progress")[0] == 0
+    text = (tmp_path / "old" / "config.yaml").read_text().replace("study_name: old", "study_name: null")
+    (tmp_path / "old" / "config.yaml").write_text(text)
+    shutil.copytree(tmp_path / "old", tmp_path / "copy")
+    code, out, err = run_cli(capsys, "show", str(tmp_path / "copy"))
+    assert code == 0 and "best valid_acc" in out, err
+    code, out, err = run_cli(capsys, "search", "--resume", str(tmp_path / "copy"), "--budget", "16", "--no-progress")
+    assert code == 0 and "16 trial(s)" in out, err
+
+
+def test_config_files_refuse_a_key_given_twice_and_resume_names_the_refused_flags(capsys, tmp_path, table_config):
+    twice = tmp_path / "twice.yaml"
+    twice.write_text("space: nb201\nbudget: 2\nbudget: 5\n")
+    code, _, err = run_cli(capsys, "search", "--config", str(twice))
+    assert code == 2 and "line 3, column 1: the key 'budget' is given twice" in err
+    assert run_cli(capsys, "search", "--config", str(table_config), "--no-progress")[0] == 0
+    code, _, err = run_cli(capsys, "search", "--resume", str(tmp_path / "runs" / "evo"), "--space", "nb201",
+                           "--set", "controller.population=3")
+    assert code == 2 and "so --space, --set cannot be given with it" in err
+    code, _, err = run_cli(capsys, "show", str(tmp_path / "runs" / "evo"), "--objective", "nosuch:max")
+    assert code == 2 and "--objective nosuch: no completed trial" in err and "valid_acc" in err
+    code, _, err = run_cli(capsys, "search", "--config", str(table_config), "--mnas-reward", "valid_acc,params_M,-5")
+    assert code == 2 and "target must be a positive latency, got -5.0" in err
+    code, _, err = run_cli(capsys, "search", "--config", str(tmp_path))
+    assert code == 2 and "is a folder; expected a YAML run configuration file" in err
+
+
+def test_a_sqlite_file_without_optuna_tables_is_refused_unchanged(capsys, tmp_path, table_config):
+    import sqlite3
+
+    assert run_cli(capsys, "search", "--config", str(table_config), "--no-progress")[0] == 0
+    db = tmp_path / "runs" / "evo" / "study.db"
+    db.unlink()
+    with sqlite3.connect(db) as con:
+        con.execute("CREATE TABLE other (a)")
+    before = db.read_bytes()
+    for args in (("search", "--resume", str(db.parent), "--budget", "30"), ("show", str(db.parent))):
+        code, _, err = run_cli(capsys, *args)
+        assert code == 2 and "without Optuna's tables, not a trial store" in err, err
+    assert db.read_bytes() == before
+
+
+def test_out_files_in_missing_folders_and_bad_measuring_options_are_one_line(capsys, tmp_path, table_config):
+    assert run_cli(capsys, "search", "--config", str(table_config), "--no-progress")[0] == 0
+    run_dir = str(tmp_path / "runs" / "evo")
+    (tmp_path / "afile").write_text("x")
+    (tmp_path / "folder.png").mkdir()
+    for out, message in ((tmp_path / "nodir" / "f.png", "nodir does not exist"),
+                         (tmp_path / "afile" / "f.png", "is a file, not a folder"),
+                         (tmp_path / "folder.png", "is a folder; give a file name")):
+        code, _, err = run_cli(capsys, "pareto", run_dir, "--out", str(out))
+        assert code == 2 and message in err and len(err.strip().splitlines()) == 1, err
+    for args, message in ((["--in-channels", "0"], "--in-channels 0: expected an integer >= 1"),
+                          (["--threads", "-1"], "--threads -1: expected an integer >= 1"),
+                          (["--min-run-time", "0"], "--min-run-time 0.0: expected a number of seconds > 0"),
+                          (["--out", str(tmp_path / "nodir" / "l.json")], "nodir does not exist")):
+        code, _, err = run_cli(capsys, "latency-table", *args)  # refused before anything is measured
+        assert code == 2 and message in err and len(err.strip().splitlines()) == 1, err
 
 
 def test_unknown_config_key(capsys, tmp_path):

@@ -148,6 +148,13 @@ def test_npz_classification_grey_and_colour(tmp_path):
     assert data.images["train"].dtype == torch.uint8 and data.images["train"].shape[1:] == (3, 6, 6)
 
 
+def test_a_relative_path_is_kept_absolute_in_the_spec(tmp_path, monkeypatch):
+    rng = np.random.default_rng(0)
+    make_npz(tmp_path / "rel.npz", images=rng.integers(0, 256, (12, 6, 6), dtype=np.uint8), labels=np.arange(12) % 2)
+    monkeypatch.chdir(tmp_path)
+    assert load_dataset("npz:rel.npz").spec == f"npz:{tmp_path / 'rel.npz'}"  # a run reads it from any folder
+
+
 def test_npz_segmentation_with_ignore_index(tmp_path):
     rng = np.random.default_rng(0)
     masks = rng.integers(0, 4, (12, 8, 8))

@@ -94,7 +94,7 @@ def load_dataset(
     _check_options(name, limit, image_size, num_samples, seed, data_seed)
     sizes = (image_size,) if _is_int(image_size) else image_size
     size = None if sizes is None else (sizes[0], sizes[-1])
-    path = Path(raw_path).expanduser()
+    path = Path(raw_path).expanduser().absolute()  # a run (config.yaml, Ray workers) reads it from anywhere
     spec = f"{name}:{path}" if takes_path else name
 
     if name == "digits":
