@@ -370,6 +370,10 @@ def export(
         _fail(f"--device: {exc}")
     if train_epochs is not None and train_epochs < 1:
         _fail(f"--train-epochs must be a positive integer, got {train_epochs}")
+    if out is not None:  # a folder: made where it is missing, refused where a file stands in the way
+        blocker = next((p for p in (out, *out.parents) if p.exists() and not p.is_dir()), None)
+        if blocker is not None:
+            _fail(f"--out {out}: {blocker} is a file; give a folder for the exported files")
     console = _console()
     try:
         result = export_run(run_dir, out, trial=trial, objective=objective, formats=formats,

@@ -149,7 +149,9 @@ class RunConfig:
         if not p.is_file():
             raise SpecError(f"config file not found: {p}")
         try:
-            data = load_yaml(p.read_text()) or {}
+            data = load_yaml(p.read_text())
+            if data is None:  # an empty or comment-only file would silently run the default search
+                raise SpecError(f"{p}: holds no settings (empty); expected a YAML mapping, e.g. space: nb201")
         except UnicodeDecodeError:
             raise SpecError(f"{p}: not a text file (not UTF-8); expected a YAML run configuration") from None
         except yaml.YAMLError as exc:
@@ -214,6 +216,9 @@ class RunConfig:
         elif key in ("run_dir", "storage", "study_name", "dataset", "device", "ray_address", "reference"):
             if value is not None and not isinstance(value, str):
                 raise SpecError(f"{key}: expected a string, got {value!r}")
+            if value == "" and key in ("run_dir", "storage", "study_name"):
+                raise SpecError(f"{key}: empty; give a {'name' if key == 'study_name' else 'folder' if key == 'run_dir' else 'URL'} "
+                                "or leave it out for the default")
         else:
             raise SpecError(f"unknown key {key!r}; accepted: {', '.join(self.keys())}")
         setattr(self, key, value)

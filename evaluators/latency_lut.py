@@ -121,6 +121,13 @@ class LatencyLUTEvaluator(Evaluator):
             raise ValueError(f"latency-lut: space {space.name!r} offers no latency look-up decomposition")
         if self.space_name and self.space_name != space.name:
             raise ValueError(f"latency-lut: the LUT was measured for space {self.space_name!r}, not {space.name!r}")
+        needed = set(space.lut_entries(task))  # descriptions only: nothing is built or measured here
+        missing = sorted(needed - set(self.entries))
+        if missing:
+            raise ValueError(f"latency-lut: the LUT lacks {len(missing)} of the {len(needed)} entries this run needs "
+                             f"(e.g. {missing[0]!r}; this run: input {task.in_channels}x"
+                             f"{'x'.join(map(str, task.input_size))}, {task.num_classes} classes); measure one for it "
+                             "with `automl latency-table` (--input-size, --in-channels, --num-classes, --set space.*)")
 
     def evaluate(self, arch: Arch, model: Any, ctx: EvalContext) -> Mapping[str, float]:
         try:

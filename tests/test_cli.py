@@ -152,6 +152,11 @@ def test_config_files_refuse_a_key_given_twice_and_resume_names_the_refused_flag
     assert code == 2 and "target must be a positive latency, got -5.0" in err
     code, _, err = run_cli(capsys, "search", "--config", str(tmp_path))
     assert code == 2 and "is a folder; expected a YAML run configuration file" in err
+    (tmp_path / "empty.yaml").write_text("# nothing yet\n")
+    code, _, err = run_cli(capsys, "search", "--config", str(tmp_path / "empty.yaml"))
+    assert code == 2 and "holds no settings (empty)" in err
+    code, _, err = run_cli(capsys, "search", "--config", str(table_config), "--run-dir", "")
+    assert code == 2 and "run_dir: empty; give a folder" in err
 
 
 def test_a_sqlite_file_without_optuna_tables_is_refused_unchanged(capsys, tmp_path, table_config):
@@ -179,6 +184,9 @@ def test_out_files_in_missing_folders_and_bad_measuring_options_are_one_line(cap
                          (tmp_path / "folder.png", "is a folder; give a file name")):
         code, _, err = run_cli(capsys, "pareto", run_dir, "--out", str(out))
         assert code == 2 and message in err and len(err.strip().splitlines()) == 1, err
+    for out in (tmp_path / "afile", tmp_path / "afile" / "sub"):
+        code, _, err = run_cli(capsys, "export", run_dir, "--out", str(out))
+        assert code == 2 and "afile is a file; give a folder" in err and len(err.strip().splitlines()) == 1, err
     for args, message in ((["--in-channels", "0"], "--in-channels 0: expected an integer >= 1"),
                           (["--threads", "-1"], "--threads -1: expected an integer >= 1"),
                           (["--min-run-time", "0"], "--min-run-time 0.0: expected a number of seconds > 0"),

@@ -68,11 +68,13 @@ def test_latency_table_cli_and_lut_evaluator(capsys, tmp_path):
     table = json.loads(lut.read_text())
     assert table["space"] == "nb201" and table["options"] == TINY and len(table["entries"]) == 13
 
-    # The table's input size differs from the run's task (32x32): trials fail with a clear message.
+    # The table's input size differs from the run's task (32x32): refused before the run starts.
     cfg = RunConfig(space=Component("nb201", TINY), controller=Component("random"),
                     evaluators=[Component("latency-lut", {"lut": str(lut)})], budget=2, run_dir=str(tmp_path / "r"))
-    summary = Run(cfg, tensorboard=False).execute()
-    assert all(r.state == "failed" and "regenerate it with `automl latency-table`" in r.error for r in summary.records)
+    with pytest.raises(RunSetupError, match=r"the LUT lacks 13 of the 13 entries this run needs \(e.g. "
+                                            r"'nb201/.*/2x32x32'; this run: input 3x32x32, 10 classes\)"):
+        Run(cfg, tensorboard=False)
+    assert not (tmp_path / "r").exists()
     assert cfg.objectives == ["latency_ms:min"]  # the evaluator's suggestion
 
     try:
