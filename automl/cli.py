@@ -36,7 +36,7 @@ def _fail(msg: str) -> None:
 
 def _check_out_file(option: str, path: Path) -> None:
     """A file ``path`` can be written: its folder exists and it is not itself a folder."""
-    if str(path).endswith(("/", "\\")) or path.is_dir():
+    if path.is_dir():
         _fail(f"{option} {path}: is a folder; give a file name")
     if not path.parent.is_dir():
         what = "is a file, not a folder" if path.parent.exists() else "does not exist"

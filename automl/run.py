@@ -300,8 +300,8 @@ class Run:
         # workers of a cluster); an in-memory store belongs to this process alone.
         self.shared_store = storage is not None and not isinstance(storage, optuna.storages.InMemoryStorage)
         study_name = cfg.study_name or (self.run_dir.name if self.run_dir else "automl")
-        if self.resume and not cfg.study_name and only_study(storage) is not None:
-            study_name = only_study(storage)  # a run from before config.yaml kept it, copied or renamed
+        if self.resume and not cfg.study_name:  # a run from before config.yaml kept it, copied or renamed
+            study_name = only_study(storage) or study_name
         if self.resume:  # checked before anything is written: a lost store is never started over
             try:
                 self.store = TrialStore.open_existing(storage, study_name, self.objectives, pruner=_pruner(cfg.pruner))
