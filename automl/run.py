@@ -138,6 +138,11 @@ class Run:
         self.controller: Controller = registry.create("controller", cfg.controller.name, cfg.controller.options)
         registry.check_compatible(self.space, self.controller, cfg.space.name, cfg.controller.name)
         self._check_processes()
+        if not self.resume:  # files named relative to here: config.yaml keeps them whole for any folder
+            for e in cfg.evaluators:
+                for option in getattr(registry.resolve("evaluator", e.name), "path_options", ()):
+                    if isinstance(e.options.get(option), str) and e.options[option]:
+                        e.options[option] = str(Path(e.options[option]).expanduser().absolute())
         self.evaluators: list[Evaluator] = list(evaluators) if evaluators is not None else [
             registry.create("evaluator", e.name, e.options) for e in cfg.evaluators
         ]

@@ -92,6 +92,8 @@ class Evaluator:
     report_only: ClassVar[tuple[str, ...]] = ()
     default_objective: ClassVar[str | None] = None  # e.g. "val_acc:max", used when none is given
     needs_dataset: ClassVar[bool] = False
+    # options that name a file: a run writes them into config.yaml as absolute paths
+    path_options: ClassVar[tuple[str, ...]] = ()
     # True: the evaluator writes ``ctx.trial_dir / "weights.pt"`` for every trial and the run
     # removes the file of each trial that is not (or no longer) on the Pareto front.
     weights_on_front_only: bool = False

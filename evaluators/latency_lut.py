@@ -94,6 +94,7 @@ class LatencyLUTEvaluator(Evaluator):
     needs_model: ClassVar[bool] = False
     provides: ClassVar[tuple[str, ...]] = ("latency_ms",)
     default_objective: ClassVar[str | None] = "latency_ms:min"
+    path_options: ClassVar[tuple[str, ...]] = ("lut",)
 
     def __init__(self, lut: str | None = None, metric: str = "latency_ms") -> None:
         if not lut:

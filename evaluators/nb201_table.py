@@ -95,6 +95,7 @@ class NB201TableEvaluator(Evaluator):
     needs_model: ClassVar[bool] = False
     provides: ClassVar[tuple[str, ...]] = ("valid_acc", "test_acc", "params_M", "flops_M", "latency_ms")
     report_only: ClassVar[tuple[str, ...]] = ("test_acc",)
+    path_options: ClassVar[tuple[str, ...]] = ("table",)
     default_objective: ClassVar[str | None] = "valid_acc:max"
 
     def __init__(

@@ -123,6 +123,11 @@ def test_a_copied_run_folder_finds_its_study_and_relative_paths_are_kept_absolut
                    "sqlite:///own.db", "--no-progress")[0] == 0
     cfg = yaml.safe_load((tmp_path / "runs" / "evo" / "config.yaml").read_text())
     assert cfg["study_name"] == "evo" and cfg["storage"] == f"sqlite:///{tmp_path / 'own.db'}"
+    shutil.copy(cfg["evaluators"][0]["table"], tmp_path / "t.csv")
+    assert run_cli(capsys, "search", "--config", str(table_config), "--run-dir", "rel", "--set",
+                   "nb201-table.table=t.csv", "--no-progress")[0] == 0
+    kept = yaml.safe_load((tmp_path / "rel" / "config.yaml").read_text())["evaluators"][0]["table"]
+    assert kept == str(tmp_path / "t.csv")  # a relative evaluator file, written out whole
     monkeypatch.chdir(tmp_path / "runs")  # elsewhere: the store is still found
     assert run_cli(capsys, "show", "evo")[0] == 0
     # a run written before config.yaml kept its study name, copied: the store's one study
