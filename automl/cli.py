@@ -371,7 +371,9 @@ def export(
     if train_epochs is not None and train_epochs < 1:
         _fail(f"--train-epochs must be a positive integer, got {train_epochs}")
     if out is not None:  # a folder: made where it is missing, refused where a file stands in the way
-        blocker = next((p for p in (out, *out.parents) if p.exists() and not p.is_dir()), None)
+        from automl.run import blocking_file
+
+        blocker = blocking_file(out)
         if blocker is not None:
             _fail(f"--out {out}: {blocker} is a file; give a folder for the exported files")
     console = _console()

@@ -251,8 +251,8 @@ class Run:
             if self.resume:
                 if not (path / "config.yaml").is_file():
                     raise RunSetupError(f"--resume {path}: no config.yaml there, so it is not a run directory")
-            elif _blocking_file(path) is not None:
-                raise RunSetupError(f"--run-dir {path}: {_blocking_file(path)} is a file, not a folder; give a new or "
+            elif blocking_file(path) is not None:
+                raise RunSetupError(f"--run-dir {path}: {blocking_file(path)} is a file, not a folder; give a new or "
                                     "empty directory")
             elif path.exists() and any(path.iterdir()):
                 raise RunSetupError(
@@ -260,8 +260,8 @@ class Run:
                 )
             return path.resolve()
         base = Path("runs") / f"{cfg.space.name}-{cfg.controller.name}".replace(":", "_").replace("/", "_")
-        if _blocking_file(base) is not None:
-            raise RunSetupError(f"the default run directory {base} cannot be made: {_blocking_file(base)} is a file; "
+        if blocking_file(base) is not None:
+            raise RunSetupError(f"the default run directory {base} cannot be made: {blocking_file(base)} is a file; "
                                 "give --run-dir")
         path, n = base, 1
         while path.exists():
@@ -511,7 +511,7 @@ class _FrontWeights:
                     folder.rmdir()
 
 
-def _blocking_file(path: Path) -> Path | None:
+def blocking_file(path: Path) -> Path | None:
     """``path`` or its nearest existing ancestor when that is not a folder (a run cannot live there)."""
     for p in (path, *path.parents):
         if p.exists():
