@@ -34,13 +34,27 @@ def _fail(msg: str) -> None:
     raise UserError(msg)
 
 
-def _check_out_file(option: str, path: Path) -> None:
-    """A file ``path`` can be written: its folder exists and it is not itself a folder."""
+def _out_file(option: str, raw: str) -> Path:
+    """``raw`` as a file that can be written: a name (not empty, no trailing ``/``, which
+    ``Path`` would drop), not a folder, in a folder that exists."""
+    if not raw.strip():
+        _fail(f"{option} is empty; give a file name")
+    if raw.endswith(("/", os.sep)):
+        _fail(f"{option} {raw}: ends in '/', so it names a folder; give a file name")
+    path = Path(raw)
     if path.is_dir():
         _fail(f"{option} {path}: is a folder; give a file name")
     if not path.parent.is_dir():
         what = "is a file, not a folder" if path.parent.exists() else "does not exist"
         _fail(f"{option} {path}: its folder {path.parent} {what}")
+    return path
+
+
+def _run_path(raw: str) -> Path:
+    """The RUN_DIR argument; an empty one is refused (``Path("")`` would be the current folder)."""
+    if not raw.strip():
+        _fail("RUN_DIR is empty; give a run directory, e.g. runs/nb201-evolution")
+    return Path(raw)
 
 
 def _console():
@@ -256,7 +270,7 @@ def _print_summary(console, run, summary) -> None:
 
 @app.command()
 def show(
-    run_dir: Annotated[Path, typer.Argument(help="a run directory")],
+    run_dir: Annotated[str, typer.Argument(help="a run directory")],
     objective: Annotated[list[str] | None, typer.Option(help="override the run's objectives")] = None,
     top: Annotated[int, typer.Option(help="trials to list, best first (0 = all, in order)")] = 20,
     trial: Annotated[int | None, typer.Option(help="one trial in full: architecture, proposal, metrics, error and traceback")] = None,
@@ -264,10 +278,11 @@ def show(
     """Table of trials, the best trial and the Pareto front of a run (never writes into it)."""
     from automl.report import ReportError, open_run, scorings_table, trials_table
 
+    run_path = _run_path(run_dir)
     if top < 0:
         _fail(f"--top must be >= 0 (0 lists all trials), got {top}")
     try:
-        view = open_run(run_dir, objective)
+        view = open_run(run_path, objective)
     except ReportError as exc:
         _fail(str(exc))
     console = _console()
@@ -302,7 +317,7 @@ def show(
         console.print(scorings_table(view.scorings, top if top > 0 else len(view.scorings)))
     from automl.reference import comparison, load
 
-    reference = load(run_dir)
+    reference = load(run_path)
     if reference is not None:
         console.print(comparison(b, reference, view.objectives), markup=False)
 
@@ -330,17 +345,17 @@ def _show_trial(console, view, number: int) -> None:
 
 @app.command()
 def pareto(
-    run_dir: Annotated[Path, typer.Argument(help="a run directory")],
-    out: Annotated[Path, typer.Option(help="front.png (matplotlib) or front.html (plotly)")] = Path("front.png"),
+    run_dir: Annotated[str, typer.Argument(help="a run directory")],
+    out: Annotated[str, typer.Option(help="front.png (matplotlib) or front.html (plotly)")] = "front.png",
     objective: Annotated[list[str] | None, typer.Option(help="1 to 3 objectives (default: the run's)")] = None,
 ) -> None:
     """Plot the trials and the Pareto front of a run."""
     from automl.report import ReportError, open_run, plot_front
 
-    _check_out_file("--out", out)
+    out_file = _out_file("--out", out)
     try:
-        view = open_run(run_dir, objective)
-        path = plot_front(view, out)
+        view = open_run(_run_path(run_dir), objective)
+        path = plot_front(view, out_file)
     except ReportError as exc:
         _fail(str(exc))
     front = view.front()
@@ -349,7 +364,7 @@ def pareto(
 
 @app.command()
 def export(
-    run_dir: Annotated[Path, typer.Argument(help="a run directory")],
+    run_dir: Annotated[str, typer.Argument(help="a run directory")],
     trial: Annotated[str, typer.Option(help="trial number or 'best'")] = "best",
     objective: Annotated[str | None, typer.Option(help="pick 'best' by this METRIC:max|min (default: the first objective)")] = None,
     format_: Annotated[str, typer.Option("--format", help="torchscript, onnx, pt2 or all (comma-separated)")] = "all",
@@ -363,6 +378,7 @@ def export(
     from automl.export import FORMATS, TOLERANCE, ExportError, export_run
     from automl.objectives import SpecError
 
+    run_path = _run_path(run_dir)
     formats = list(FORMATS) if format_ == "all" else [f.strip() for f in format_.split(",") if f.strip()]
     try:
         check_device(device)
@@ -378,7 +394,7 @@ def export(
             _fail(f"--out {out}: {blocker} is a file; give a folder for the exported files")
     console = _console()
     try:
-        result = export_run(run_dir, out, trial=trial, objective=objective, formats=formats,
+        result = export_run(run_path, out, trial=trial, objective=objective, formats=formats,
                             train_epochs=train_epochs, device=device, log=lambda m: console.print(f"[dim]{m}[/dim]"),
                             dataset_spec=dataset)
     except (ExportError, SpecError) as exc:
@@ -398,7 +414,7 @@ def export(
 def latency_table(
     space: Annotated[str, typer.Option(help="search space name or module:attr")] = "nb201",
     device: Annotated[str, typer.Option(help="cpu, cuda, cuda:1, ...")] = "cpu",
-    out: Annotated[Path, typer.Option(help="JSON file to write")] = Path("lut.json"),
+    out: Annotated[str, typer.Option(help="JSON file to write")] = "lut.json",
     batch_size: Annotated[int, typer.Option(help="batch size of the measurements")] = 1,
     input_size: Annotated[str | None, typer.Option(help="HxW, e.g. 32x32 (default: the space's task)")] = None,
     in_channels: Annotated[int | None, typer.Option(help="input channels (default: the space's task)")] = None,
@@ -444,7 +460,7 @@ def latency_table(
             _fail(f"{option} {value}: expected an integer >= 1")
     if not min_run_time > 0:
         _fail(f"--min-run-time {min_run_time}: expected a number of seconds > 0")
-    _check_out_file("--out", out)
+    out_file = _out_file("--out", out)
     if in_channels is not None:
         changes["in_channels"] = in_channels
     if num_classes is not None:
@@ -467,8 +483,8 @@ def latency_table(
         _fail(f"latency-table: measuring {sp.name} at input {task.in_channels}x{'x'.join(map(str, task.input_size))} "
               f"failed: {first[:300]}")
     table["options"] = cfg.space.options
-    out.write_text(json.dumps(table, indent=2) + "\n")
-    _console().print(f"wrote {out}: {len(table['entries'])} entries for {sp.name} on {device} "
+    out_file.write_text(json.dumps(table, indent=2) + "\n")
+    _console().print(f"wrote {out_file}: {len(table['entries'])} entries for {sp.name} on {device} "
                      f"(batch {batch_size}, input {task.in_channels}x{'x'.join(map(str, task.input_size))})")
 
 

@@ -186,16 +186,23 @@ def test_out_files_in_missing_folders_and_bad_measuring_options_are_one_line(cap
     (tmp_path / "folder.png").mkdir()
     for out, message in ((tmp_path / "nodir" / "f.png", "nodir does not exist"),
                          (tmp_path / "afile" / "f.png", "is a file, not a folder"),
-                         (tmp_path / "folder.png", "is a folder; give a file name")):
+                         (tmp_path / "folder.png", "is a folder; give a file name"),
+                         (f"{tmp_path / 'new.png'}/", "ends in '/', so it names a folder; give a file name"),
+                         ("", "--out is empty; give a file name")):
         code, _, err = run_cli(capsys, "pareto", run_dir, "--out", str(out))
         assert code == 2 and message in err and len(err.strip().splitlines()) == 1, err
+    assert not (tmp_path / "new.png").exists()
+    for command in ("show", "pareto", "export"):
+        code, _, err = run_cli(capsys, command, "")
+        assert code == 2 and "RUN_DIR is empty; give a run directory" in err and len(err.strip().splitlines()) == 1, err
     for out in (tmp_path / "afile", tmp_path / "afile" / "sub"):
         code, _, err = run_cli(capsys, "export", run_dir, "--out", str(out))
         assert code == 2 and "afile is a file; give a folder" in err and len(err.strip().splitlines()) == 1, err
     for args, message in ((["--in-channels", "0"], "--in-channels 0: expected an integer >= 1"),
                           (["--threads", "-1"], "--threads -1: expected an integer >= 1"),
                           (["--min-run-time", "0"], "--min-run-time 0.0: expected a number of seconds > 0"),
-                          (["--out", str(tmp_path / "nodir" / "l.json")], "nodir does not exist")):
+                          (["--out", str(tmp_path / "nodir" / "l.json")], "nodir does not exist"),
+                          (["--out", f"{tmp_path / 'l.json'}/"], "ends in '/', so it names a folder")):
         code, _, err = run_cli(capsys, "latency-table", *args)  # refused before anything is measured
         assert code == 2 and message in err and len(err.strip().splitlines()) == 1, err
 

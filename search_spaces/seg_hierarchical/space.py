@@ -77,7 +77,7 @@ class SegHierarchicalSpace(SearchSpace):
                   "crop_size": 321},
     }
     quick_settings: ClassVar[Mapping[str, Mapping[str, Any]]] = {
-        "darts": {  # a 4-layer lattice at F=4 on 32x32 shapes: 2 min 36 s - 3 min 17 s on a 2-core CPU
+        "darts": {  # a 4-layer lattice at F=4 on 32x32 shapes: 2 min 36 s - 3 min 53 s on a 2-core CPU
             # retrained at stem stride 1 (searched at the paper's 4): on 32x32 images stride 4 leaves
             # 8x8 maps; the same derived net reached val mIoU 0.29 at stride 4 and 0.38 at stride 1.
             # Retrained twice as wide (F=8, as Auto-DeepLab retrains wider than it searches): on
