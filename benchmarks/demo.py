@@ -62,7 +62,8 @@ def one_seed(args: argparse.Namespace, seed: int, run_dir: Path) -> dict[str, An
     if best is None:
         raise SystemExit(f"seed {seed}: the run in {run_dir} has no completed trial")
     metric = view.objectives[0].metric
-    row: dict[str, Any] = {"seed": seed, "wall_s": wall, "phases_s": phases(out), "metric": metric,
+    row: dict[str, Any] = {"seed": seed, "device": view.config.device, "wall_s": wall, "phases_s": phases(out),
+                           "metric": metric,
                            "found": {metric: best.metrics[metric], "latency_ms": best.metrics.get("latency_ms"),
                                      "arch": best.arch_str or best.key}}
     row["peak_rss_mb"] = usage.ru_maxrss / 1024
@@ -140,7 +141,7 @@ def main(argv: list[str] | None = None) -> None:
     report(rows)
     if args.json_out:
         config = {"seeds": args.seed_list, "space": args.space, "controller": args.controller, "extra": args.extra}
-        args.json_out.write_text(json.dumps({"config": config, **machine("cpu"), "rows": rows}, indent=1))
+        args.json_out.write_text(json.dumps({"config": config, **machine(rows[0]["device"]), "rows": rows}, indent=1))
         print(f"wrote {args.json_out}")
 
 
