@@ -171,6 +171,8 @@ def search(
             cfg.run_dir = str(resume)
         else:
             cfg = RunConfig.from_file(config) if config is not None else RunConfig()
+            if config is not None:
+                cfg.refuse_empty_lists(str(config))
         overrides = {"space": space, "controller": controller, "evaluators": evaluator, "objectives": objective,
                      "constraints": constraint, "budget": budget, "seed": seed, "run_dir": run_dir,
                      "storage": storage, "dataset": dataset, "device": device, "pruner": pruner,

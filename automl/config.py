@@ -259,6 +259,17 @@ class RunConfig:
             self.evaluators = [Component.parse(dict(e) if isinstance(e, dict) else e, "evaluator") for e in defaults]
         return skipped
 
+    def refuse_empty_lists(self, source: str) -> None:
+        """SpecError when ``source`` (a user's file) gave ``evaluators`` or ``objectives`` as an
+        empty list, which would quietly mean the defaults. A dumped config may hold them empty
+        (a run not yet set up), so only user input is checked."""
+        if self.given("evaluators") and not self.evaluators:
+            raise SpecError(f"{source}: evaluators is an empty list; name at least one (e.g. [train]) or leave the "
+                            "key out for the space's defaults")
+        if self.given("objectives") and not self.objectives:
+            raise SpecError(f"{source}: objectives is an empty list; give METRIC:max|min entries (e.g. [val_acc:max]) "
+                            "or leave the key out for the evaluators' default")
+
     def given(self, key: str) -> bool:
         """Whether ``key`` was set explicitly (config file, flag or :meth:`set`), not by a default."""
         return key in self._given

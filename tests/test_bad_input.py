@@ -29,6 +29,8 @@ def home(tmp_path_factory, shared_benchmarks) -> Path:
     (root / "afile").write_text("not a folder\n")
     (root / "bad.yaml").write_text("space: nb201\ncontroller: [evolution\n")
     (root / "typo.yaml").write_text("space: nb201\nbugdet: 3\n")
+    (root / "noevals.yaml").write_text("space: nb201\nevaluators: []\n")
+    (root / "noobjectives.yaml").write_text("space: nb201\nobjectives: []\n")
     for name, keep in (("lost", "config.yaml"), ("emptydb", "config.yaml")):
         (root / name).mkdir()
         (root / name / keep).write_text((root / "run" / "config.yaml").read_text())
@@ -78,6 +80,8 @@ CASES: list[tuple[list[str], str]] = [
     (["search", "--config", "missing.yaml"], "config file not found: missing.yaml"),
     (["search", "--config", "bad.yaml"], "bad.yaml: not valid YAML at line 3, column 1: expected ',' or ']', but got '<stream end>' (while parsing a flow sequence that starts at line 2)"),
     (["search", "--config", "typo.yaml"], "unknown key(s) bugdet; accepted: space, controller"),
+    (["search", "--config", "noevals.yaml"], "noevals.yaml: evaluators is an empty list; name at least one (e.g. [train])"),
+    (["search", "--config", "noobjectives.yaml"], "noobjectives.yaml: objectives is an empty list; give METRIC:max|min entries"),
     (["search", *TABLE_RUN, "--pruner", "median", "--objective", "valid_acc:max", "--objective", "flops_M:min"],
      "--pruner median stops trials by one intermediate value; give one --objective"),
     (["search", *TABLE_RUN, "--pruner", "bogus"], "pruner: 'bogus' is not one of none, median, successive-halving"),
