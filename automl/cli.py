@@ -370,7 +370,7 @@ def export(
     trial: Annotated[str, typer.Option(help="trial number or 'best'")] = "best",
     objective: Annotated[str | None, typer.Option(help="pick 'best' by this METRIC:max|min (default: the first objective)")] = None,
     format_: Annotated[str, typer.Option("--format", help="torchscript, onnx, pt2 or all (comma-separated)")] = "all",
-    out: Annotated[Path | None, typer.Option(help="output folder (default RUN_DIR/export/trial-N)")] = None,
+    out: Annotated[str | None, typer.Option(help="output folder (default RUN_DIR/export/trial-N)")] = None,
     train_epochs: Annotated[int | None, typer.Option(help="retrain for N epochs instead of loading saved weights")] = None,
     device: Annotated[str, typer.Option(help="device for retraining")] = "cpu",
     dataset: Annotated[str | None, typer.Option(help="with --train-epochs: train on this data (default: the run's)")] = None,
@@ -388,15 +388,19 @@ def export(
         _fail(f"--device: {exc}")
     if train_epochs is not None and train_epochs < 1:
         _fail(f"--train-epochs must be a positive integer, got {train_epochs}")
+    out_dir = None
     if out is not None:  # a folder: made where it is missing, refused where a file stands in the way
         from automl.run import blocking_file
 
-        blocker = blocking_file(out)
+        if not out.strip():
+            _fail("--out is empty; give a folder for the exported files")
+        out_dir = Path(out)
+        blocker = blocking_file(out_dir)
         if blocker is not None:
             _fail(f"--out {out}: {blocker} is a file; give a folder for the exported files")
     console = _console()
     try:
-        result = export_run(run_path, out, trial=trial, objective=objective, formats=formats,
+        result = export_run(run_path, out_dir, trial=trial, objective=objective, formats=formats,
                             train_epochs=train_epochs, device=device, log=lambda m: console.print(f"[dim]{m}[/dim]"),
                             dataset_spec=dataset)
     except (ExportError, SpecError) as exc:

@@ -192,6 +192,8 @@ def test_out_files_in_missing_folders_and_bad_measuring_options_are_one_line(cap
         code, _, err = run_cli(capsys, "pareto", run_dir, "--out", str(out))
         assert code == 2 and message in err and len(err.strip().splitlines()) == 1, err
     assert not (tmp_path / "new.png").exists()
+    code, _, err = run_cli(capsys, "export", run_dir, "--out", "")
+    assert code == 2 and "--out is empty; give a folder" in err and len(err.strip().splitlines()) == 1, err
     for command in ("show", "pareto", "export"):
         code, _, err = run_cli(capsys, command, "")
         assert code == 2 and "RUN_DIR is empty; give a run directory" in err and len(err.strip().splitlines()) == 1, err
