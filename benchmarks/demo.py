@@ -9,7 +9,8 @@ unless ``--keep``). Measured per seed: the wall time of that process (interprete
 imports included), its peak RSS, the phases the CLI prints (``supernet search``, ``trials``,
 ``reference``), the found net's objective and latency, the reference network's (the space's
 quick settings bring one: ``seg-hierarchical`` + ``darts`` compares with ``seg-unet:unet``
-trained the same way) and the derived architecture. Prints a table and the means, writes JSON.
+trained the same way) and the derived architecture. The run's log lines are shown, indented, as
+they come. Prints a table and the means, writes JSON.
 Run it alone: a second torch job on the same cores slows both.
 """
 
@@ -51,12 +52,16 @@ def one_seed(args: argparse.Namespace, seed: int, run_dir: Path) -> dict[str, An
     env = {**os.environ, "COLUMNS": "1000"}  # one summary line, unwrapped by rich
     start = time.perf_counter()
     child = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
-    out = child.stdout.read() if child.stdout is not None else ""
+    lines = []
+    for line in child.stdout or ():  # the run's own log lines, shown as they come: its progress
+        lines.append(line)
+        print(f"    {line}", end="", flush=True)
+    out = "".join(lines)
     _, status, usage = os.wait4(child.pid, 0)  # its own peak RSS, which Popen.wait does not give
     wall = time.perf_counter() - start
     child.returncode = os.waitstatus_to_exitcode(status)
     if child.returncode != 0:
-        raise SystemExit(f"seed {seed}: `{' '.join(cmd)}` exited {child.returncode}:\n{out[-2000:]}")
+        raise SystemExit(f"seed {seed}: `{' '.join(cmd)}` exited {child.returncode} (its output is above)")
     view = open_run(run_dir)
     best = view.best()
     if best is None:
