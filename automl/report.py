@@ -120,7 +120,10 @@ def trials_table(view: RunView, records: Sequence[TrialRecord], title: str):  # 
 
 
 def plot_front(view: RunView, out: Path, objectives: Sequence[Objective] | None = None) -> Path:
-    """Write the trials and their Pareto front as PNG (matplotlib) or HTML (plotly)."""
+    """Write the trials, their Pareto front and the run's reference network (where it was
+    trained) as PNG (matplotlib) or HTML (plotly); what is drawn: :mod:`automl.front_plot`."""
+    from automl import front_plot, reference
+
     objectives = tuple(objectives or view.objectives)
     if not 1 <= len(objectives) <= 3:
         raise ReportError(f"a front plot shows 1 to 3 objectives, got {len(objectives)}")
@@ -128,99 +131,9 @@ def plot_front(view: RunView, out: Path, objectives: Sequence[Objective] | None 
     if not pool:
         raise ReportError(f"{view.run_dir}: no completed trial has {[o.metric for o in objectives]}")
     members = {r.number for r in front(view.records, objectives)}
-    suffix = out.suffix.lower()
-    if suffix == ".png":
-        _plot_png(pool, members, objectives, out, view.run_dir.resolve().name)
-    elif suffix in (".html", ".htm"):
-        _plot_html(pool, members, objectives, out, view.run_dir.resolve().name)
-    else:
-        raise ReportError(f"--out {out}: unsupported format {suffix or '(none)'}; use .png or .html")
+    write = {".png": front_plot.write_png, ".html": front_plot.write_html, ".htm": front_plot.write_html}.get(out.suffix.lower())
+    if write is None:
+        raise ReportError(f"--out {out}: unsupported format {out.suffix or '(none)'}; use .png or .html")
+    plots = front_plot.panels(pool, members, objectives, reference.load(view.run_dir))
+    write(plots, out, front_plot.title(view.run_dir.resolve().name, len(pool), len(members)))
     return out
-
-
-def _series(pool: list[TrialRecord], members: set[int]) -> dict[str, list[TrialRecord]]:
-    """Trials split into front / feasible / infeasible for plotting."""
-    groups: dict[str, list[TrialRecord]] = {"front": [], "feasible": [], "infeasible": []}
-    for r in pool:
-        key = "front" if r.number in members else ("infeasible" if r.violation > 0 else "feasible")
-        groups[key].append(r)
-    return groups
-
-
-def _plot_png(pool, members, objectives, out: Path, title: str) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    groups = _series(pool, members)
-    style = {"feasible": dict(c="#9ecae1", marker="o", s=18), "infeasible": dict(c="#bbbbbb", marker="x", s=18),
-             "front": dict(c="#d62728", marker="*", s=80)}
-    fig = plt.figure(figsize=(7, 5))
-    names = [f"{o.metric} ({o.direction})" for o in objectives]
-    if len(objectives) == 1:
-        ax = fig.add_subplot()
-        o = objectives[0]
-        for key, rs in groups.items():
-            ax.scatter([r.number for r in rs], [r.metrics[o.metric] for r in rs], label=key, **style[key])
-        ordered = sorted(pool, key=lambda r: r.number)
-        best_so_far, cur = [], None
-        for r in ordered:
-            v = r.metrics[o.metric]
-            if r.violation <= 0 and (cur is None or o.score(v) > o.score(cur)):
-                cur = v
-            best_so_far.append(cur)
-        ax.step([r.number for r in ordered], best_so_far, where="post", c="#d62728", lw=1.2, label="best so far")
-        ax.set_xlabel("trial")
-        ax.set_ylabel(names[0])
-    elif len(objectives) == 2:
-        ax = fig.add_subplot()
-        for key, rs in groups.items():
-            ax.scatter([r.metrics[objectives[0].metric] for r in rs], [r.metrics[objectives[1].metric] for r in rs],
-                       label=key, **style[key])
-        f = sorted(groups["front"], key=lambda r: r.metrics[objectives[0].metric])
-        ax.plot([r.metrics[objectives[0].metric] for r in f], [r.metrics[objectives[1].metric] for r in f],
-                c="#d62728", lw=1, drawstyle="steps-post" if objectives[0].direction == objectives[1].direction else "default")
-        ax.set_xlabel(names[0])
-        ax.set_ylabel(names[1])
-    else:
-        ax = fig.add_subplot(projection="3d")
-        for key, rs in groups.items():
-            ax.scatter(*[[r.metrics[o.metric] for r in rs] for o in objectives], label=key, **style[key])
-        ax.set_xlabel(names[0])
-        ax.set_ylabel(names[1])
-        ax.set_zlabel(names[2])
-    ax.set_title(f"{title}: {len(pool)} trials, {len(members)} on the front")
-    ax.legend(loc="best", fontsize=8)
-    fig.tight_layout()
-    fig.savefig(out, dpi=120)
-    plt.close(fig)
-
-
-def _plot_html(pool, members, objectives, out: Path, title: str) -> None:
-    import plotly.graph_objects as go
-
-    groups = _series(pool, members)
-    colors = {"front": "#d62728", "feasible": "#6baed6", "infeasible": "#aaaaaa"}
-    fig = go.Figure()
-    for key, rs in groups.items():
-        if not rs:
-            continue
-        text = [f"#{r.number} {r.arch_str or r.key}" for r in rs]
-        coords = [[r.metrics[o.metric] for r in rs] for o in objectives]
-        marker = dict(color=colors[key], size=9 if key == "front" else 6, symbol="x" if key == "infeasible" else "circle")
-        if len(objectives) == 1:
-            fig.add_trace(go.Scatter(x=[r.number for r in rs], y=coords[0], mode="markers", name=key, text=text, marker=marker))
-        elif len(objectives) == 2:
-            fig.add_trace(go.Scatter(x=coords[0], y=coords[1], mode="markers", name=key, text=text, marker=marker))
-        else:
-            fig.add_trace(go.Scatter3d(x=coords[0], y=coords[1], z=coords[2], mode="markers", name=key, text=text, marker=marker))
-    names = [f"{o.metric} ({o.direction})" for o in objectives]
-    if len(objectives) == 1:
-        fig.update_layout(xaxis_title="trial", yaxis_title=names[0])
-    elif len(objectives) == 2:
-        fig.update_layout(xaxis_title=names[0], yaxis_title=names[1])
-    else:
-        fig.update_layout(scene=dict(xaxis_title=names[0], yaxis_title=names[1], zaxis_title=names[2]))
-    fig.update_layout(title=f"{title}: {len(pool)} trials, {len(members)} on the front")
-    fig.write_html(str(out), include_plotlyjs=True)
