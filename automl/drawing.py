@@ -73,21 +73,30 @@ def _label(node: Any, data: dict[str, Any], prefix: str | None) -> str:
     return text + (f"\n/{data['stride']}" if "stride" in data else "")
 
 
+def _bend(pos: dict[Any, tuple[float, float]], u: Any, v: Any) -> float:
+    """Arc of an edge: wider for one that skips a column (a cell's input from two layers back),
+    so that it and its label clear the nodes and edges between."""
+    return 0.3 if abs(pos[v][0] - pos[u][0]) > 1 else 0.12
+
+
 def _draw(ax: Any, g: nx.DiGraph, title: str) -> None:
     pos = _positions(g)
     prefix = _prefix(g)
     labels = {n: _label(n, d, prefix) for n, d in g.nodes(data=True)}
     nx.draw_networkx_nodes(g, pos, ax=ax, node_color="#deebf7", edgecolors="#3182bd", node_size=1100)
     nx.draw_networkx_labels(g, pos, labels=labels, ax=ax, font_size=7)
-    concat = [(u, v) for u, v, d in g.edges(data=True) if d.get("op") == "concat"]
-    other = [e for e in g.edges if e not in set(concat)]
-    style = {"ax": ax, "arrows": True, "arrowsize": 10, "node_size": 1100, "connectionstyle": "arc3,rad=0.12"}
-    nx.draw_networkx_edges(g, pos, edgelist=other, **style)
-    nx.draw_networkx_edges(g, pos, edgelist=concat, style="dashed", edge_color="#969696", **style)
-    edge_labels = {(u, v): str(g.edges[u, v].get("op", g.edges[u, v].get("resample", ""))) for u, v in other}
-    nx.draw_networkx_edge_labels(g, pos, edge_labels=edge_labels, ax=ax, font_size=6, label_pos=0.4,
-                                 connectionstyle="arc3,rad=0.12", bbox={"boxstyle": "round,pad=0.15", "fc": "white",
-                                                                        "ec": "none", "alpha": 0.85})
+    concat = {(u, v) for u, v, d in g.edges(data=True) if d.get("op") == "concat"}
+    for rad in sorted({_bend(pos, u, v) for u, v in g.edges}):
+        edges = [(u, v) for u, v in g.edges if _bend(pos, u, v) == rad]
+        other = [e for e in edges if e not in concat]
+        style = {"ax": ax, "arrows": True, "arrowsize": 10, "node_size": 1100, "connectionstyle": f"arc3,rad={rad}"}
+        nx.draw_networkx_edges(g, pos, edgelist=other, **style)
+        nx.draw_networkx_edges(g, pos, edgelist=[e for e in edges if e in concat], style="dashed",
+                               edge_color="#969696", **style)
+        edge_labels = {(u, v): str(g.edges[u, v].get("op", g.edges[u, v].get("resample", ""))) for u, v in other}
+        nx.draw_networkx_edge_labels(g, pos, edge_labels=edge_labels, ax=ax, font_size=6, label_pos=0.4,
+                                     connectionstyle=f"arc3,rad={rad}",
+                                     bbox={"boxstyle": "round,pad=0.15", "fc": "white", "ec": "none", "alpha": 0.85})
     ax.set_title("\n".join(textwrap.wrap(title, 90)), fontsize=8)
     ax.axis("off")
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from automl.drawing import _label, _positions, draw_arch, panels
+from automl.drawing import _bend, _label, _positions, draw_arch, panels
 from search_spaces.darts import DartsSpace
 from search_spaces.nb201 import NB201Space
 from search_spaces.seg_hierarchical import SegHierarchicalSpace
@@ -42,3 +42,13 @@ def test_a_node_cut_off_by_none_edges_stays_in_the_one_panel():
     g = space.graph(arch)
     drawn = panels(g, "nb201")
     assert [name for _, name in drawn] == ["nb201"] and drawn[0][0] is g
+
+
+def test_edges_that_skip_a_column_arc_wider():
+    """A cell's input from two layers back passes over the cell between; it is drawn on a wider
+    arc so that it and its label clear that cell and the edges between neighbours."""
+    space = SegHierarchicalSpace(layers=4)
+    g = space.graph(space.sample(np.random.default_rng(0)))
+    pos = _positions(g)
+    assert _bend(pos, "stem2", "stem4") < _bend(pos, "stem2", "cell0")
+    assert _bend(pos, "cell0", "cell1") < _bend(pos, "cell0", "cell2")
