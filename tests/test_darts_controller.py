@@ -86,6 +86,9 @@ class ToySupernet(Supernet):
     def arch_distributions(self) -> dict[str, torch.Tensor]:
         return {"cell": self.alpha.detach().softmax(-1)}
 
+    def decoded_skips(self) -> int:
+        return sum(op == "skip" for op in self.derive().values())
+
     def set_temperature(self, tau: float) -> None:
         self.tau = tau
         self.taus.append(tau)
@@ -449,6 +452,7 @@ def test_latency_target_without_a_lut_is_an_error() -> None:
     ({"partial_channels": 0}, "partial_channels must be an integer >= 1"),
     ({"supernet": {"sampling": "gumbel"}}, "supernet options \\[.sampling.\\] are set by method"),
     ({"top_k": 0}, "top_k must be an integer >= 1"),
+    ({"stop_at_skips": 0}, "stop_at_skips must be an integer >= 1"),
 ])
 def test_options_are_validated_with_one_line_errors(options: dict[str, Any], message: str) -> None:
     with pytest.raises(ValueError, match=f"^darts: {message}") as err:
@@ -645,6 +649,60 @@ def test_options_added_later_enter_the_checkpoint_fingerprint_only_when_set() ->
     assert "crop_size" not in plain and "steps_per_epoch" not in plain and "search_parts" not in plain
     assert "crop_size" in controller(crop_size=8)._fingerprint(ToySupernet(), 16)["options"]
     assert "search_parts" in controller(search_parts="train")._fingerprint(ToySupernet(), 16)["options"]
+    assert "stop_at_skips" not in plain and "stop_at_skips" in controller(stop_at_skips=2)._fingerprint(ToySupernet(), 16)["options"]
+
+
+# -- DARTS+ early stopping -------------------------------------------------------------------------
+
+def skip_heavy(skips: int) -> ToySupernet:
+    """A toy supernet whose α decodes ``skips`` of its 3 edges as skip connections, firmly."""
+    net = ToySupernet()
+    with torch.no_grad():
+        net.alpha.zero_()
+        for e in range(3):
+            net.alpha[e, OPS.index("skip" if e < skips else "conv3")] = 5.0
+    return net
+
+
+def test_darts_plus_stops_once_the_decoded_cell_has_enough_skips(tmp_path: Any) -> None:
+    lines: list[str] = []
+    c = controller(epochs=4, warmup_epochs=1, stop_at_skips=2)
+    (arch,) = c.search(skip_heavy(2), toy_data(), checkpoint_dir=tmp_path, log=lines.append)
+    epochs = [ln for ln in lines if ln.startswith("epoch")]
+    assert [ln.split()[1] for ln in epochs] == ["1/4", "2/4"]  # warm-up, then one α epoch
+    assert "skips" not in epochs[0] and epochs[1].endswith("skips 2")
+    assert "darts: early stop (DARTS+) after epoch 2/4: the decoded cell has 2 skip connections (stop_at_skips=2)" in lines
+    assert "decoded_skips" not in c.history[0] and c.history[1]["decoded_skips"] == 2.0
+    assert sum(op == "skip" for op in arch.values()) == 2
+    # a resumed run derives from the stopped state instead of training on
+    again: list[str] = []
+    resumed = controller(epochs=4, warmup_epochs=1, stop_at_skips=2)
+    assert resumed.search(ToySupernet(seed=3), toy_data(), checkpoint_dir=tmp_path, log=again.append) == [arch]
+    assert not [ln for ln in again if ln.startswith("epoch")] and len(resumed.history) == 2
+
+
+def test_darts_plus_below_the_limit_runs_every_epoch() -> None:
+    c = controller(epochs=3, stop_at_skips=3)
+    c.search(skip_heavy(2), toy_data())
+    assert [m["decoded_skips"] for m in c.history] == [2.0, 2.0, 2.0]
+
+
+def test_darts_plus_needs_a_supernet_that_counts_skips() -> None:
+    from automl.types import Task
+
+    class NoSkips(ToySupernet):
+        decoded_skips = Supernet.decoded_skips
+
+    class Space:
+        name, paper_settings = "toy", {}
+
+        def supernet(self, task: Any, **options: Any) -> Supernet:
+            return NoSkips()
+
+    c = DartsController(epochs=1, batch_size=4, stop_at_skips=2)
+    with pytest.raises(ValueError, match="^darts: stop_at_skips needs a supernet that decodes a cell with skip connections"):
+        c.bind(Space(), Task("classification", 3, (6, 6), 3), [Objective("valid_acc")], 0)
+    DartsController(epochs=1, batch_size=4).bind(Space(), Task("classification", 3, (6, 6), 3), [Objective("valid_acc")], 0)
 
 
 def test_a_group_search_hands_its_final_checkpoint_to_the_driver_which_derives_from_it(tmp_path: Any) -> None:

@@ -222,6 +222,12 @@ def test_p_darts_skip_limit_keeps_the_strongest_skips_and_gives_the_rest_their_n
     assert [op for op, _ in arch_to_genotype(skip_heavy(0).derive()).normal].count("skip_connect") == 0
 
 
+def test_decoded_skips_counts_the_normal_cell_before_the_skip_limit() -> None:
+    """DARTS+ early stopping counts what α decodes to, not what the P-DARTS limit lets through."""
+    assert skip_heavy(None).decoded_skips() == skip_heavy(2).decoded_skips() == 8
+    assert small().decoded_skips() == [op for op, _ in arch_to_genotype(small().derive()).normal].count("skip_connect")
+
+
 def test_p_darts_skip_limit_holds_for_every_candidate() -> None:
     net = skip_heavy(1)
     cands = net.candidates(6)
@@ -381,6 +387,10 @@ def test_nb201_derive_is_the_argmax_per_edge_none_included() -> None:
         assert arch[name] == OPS[int(net.alphas[e].argmax())]
     cands = net.candidates(4)
     assert cands[0] == arch and len({tuple(c.values()) for c in cands}) == 4
+    assert net.decoded_skips() == sum(op == "skip_connect" for op in arch.values())
+    with torch.no_grad():
+        net.alphas[:, OPS.index("skip_connect")] = 9.0
+    assert net.decoded_skips() == 6  # the collapse DARTS shows on NAS-Bench-201
 
 
 def test_nb201_one_hot_cell_equals_the_discrete_cell() -> None:

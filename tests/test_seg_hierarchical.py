@@ -185,6 +185,7 @@ def test_skip_limit_keeps_the_strongest_skips(max_skips):
     if max_skips == 2:  # the strongest skips: block 5's edges from inputs 4 and 5
         assert (arch["b5_inputs"], arch["b5_op1"], arch["b5_op2"]) == ("4,5", "skip_connect", "skip_connect")
     assert net.candidates(3)[0] == arch
+    assert net.decoded_skips() == 10  # DARTS+ counts the cell α decodes to, before the limit
 
 
 def test_alpha_rows_follow_the_noamrosenberg_edge_order():

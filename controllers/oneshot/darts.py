@@ -54,7 +54,8 @@ from automl.types import Arch, Task, arch_key
 from controllers.base import PrepareContext
 
 
-_LATER_OPTIONS: dict[str, Any] = {"steps_per_epoch": None, "crop_size": None, "search_parts": "auto"}
+_LATER_OPTIONS: dict[str, Any] = {"steps_per_epoch": None, "crop_size": None, "search_parts": "auto",
+                                  "stop_at_skips": None}
 
 
 class DartsController(OneShotController):
@@ -76,7 +77,11 @@ class DartsController(OneShotController):
     ``search_parts`` (the data the halves split: ``train``, ``train+val`` = the whole training
     set as in DARTS' 25k/25k on CIFAR-10, or ``auto``: train+val when the dataset keeps a
     separate ``test`` part, else train, so the evaluators' validation part stays unseen),
-    ``steps_per_epoch`` (a cap; None: one pass over half A), and
+    ``steps_per_epoch`` (a cap; None: one pass over half A), ``stop_at_skips`` (DARTS+ early
+    stopping, Liang et al. 2019, its criterion 1 with 2: after each epoch that updated α, the
+    search ends once decoding gives a (normal) cell with that many skip connections or more, counted
+    before any ``max_skips`` limit; None: the planned epochs; its criterion 2, α's ranking stable
+    for 10 epochs, is not implemented), and
     ``supernet``: extra keyword options for ``space.supernet`` (e.g. ``{C: 16, layers: 8}``).
     """
 
@@ -115,6 +120,7 @@ class DartsController(OneShotController):
         crop_size: int | None = None,
         search_parts: str = "auto",
         steps_per_epoch: int | None = None,
+        stop_at_skips: int | None = None,
         supernet: Mapping[str, Any] | None = None,
     ) -> None:
         super().__init__()
@@ -126,7 +132,8 @@ class DartsController(OneShotController):
                        "partial_channels": partial_channels, "tau_max": tau_max, "tau_min": tau_min, "top_k": top_k,
                        "latency_target_ms": latency_target_ms, "latency_weight": latency_weight,
                        "latency_loss": latency_loss, "latency_beta": latency_beta, "amp": amp, "augment": augment,
-                       "search_parts": search_parts, "steps_per_epoch": steps_per_epoch, "supernet": supernet or {}}
+                       "search_parts": search_parts, "steps_per_epoch": steps_per_epoch, "stop_at_skips": stop_at_skips,
+                       "supernet": supernet or {}}
         self.options, self.sources = self._options(None)
         self.seed = 0
         self.trainer: BilevelTrainer | None = None
@@ -150,6 +157,12 @@ class DartsController(OneShotController):
             self.options, self.sources = self._options(settings)
         check_batch(self.options.batch_size)  # several torchrun processes share each batch
         super().bind(space, task, objectives, seed)
+        if self.options.stop_at_skips is not None and self.supernet is not None:
+            try:
+                self.supernet.decoded_skips()
+            except TypeError:
+                raise ValueError(f"darts: stop_at_skips needs a supernet that decodes a cell with skip connections "
+                                 f"(darts, nb201, seg-hierarchical); space {space.name!r} has none") from None
 
     def check_group(self, processes: int) -> None:
         """ValueError (one line) unless the global batch splits over ``processes`` group members."""
@@ -270,6 +283,7 @@ class DartsController(OneShotController):
         try:
             for epoch in range(start, o.epochs):
                 metrics = self._epoch(trainer, batch, epoch, steps)
+                stop = self._early_stop(supernet, metrics, epoch)
                 self.history.append(metrics)
                 if writer is not None:
                     write_tensorboard(writer, supernet, metrics, epoch)
@@ -277,8 +291,12 @@ class DartsController(OneShotController):
                     ckpt.save(path, {"fingerprint": fingerprint, "epoch": epoch + 1, **trainer.state_dict(),
                                      "streams": {k: s.state_dict() for k, s in streams.items()},
                                      "split": {"A": a_idx, "B": b_idx}, "rng": ckpt.rng_state(self.rng),
-                                     "augment": augmenter.state_dict(), "history": self.history})
+                                     "augment": augmenter.state_dict(), "history": self.history,
+                                     "stopped": stop is not None})
                 progress.epoch(format_line(epoch, o.epochs, metrics))
+                if stop is not None:
+                    progress.message(stop)
+                    break
             derived = self._derive(supernet, latency_lut, progress)
             if replicas is not None and not replicas.same([arch_key(a) for a in derived]):
                 raise RuntimeError("darts: the processes derived different architectures (their α/β diverged)")
@@ -318,6 +336,18 @@ class DartsController(OneShotController):
             with torch.no_grad():
                 metrics["expected_latency_ms"] = float(trainer.expected_latency())
         return metrics
+
+    def _early_stop(self, supernet: Any, metrics: dict[str, float], epoch: int) -> str | None:
+        """DARTS+ (``stop_at_skips``): after an epoch that updated α, the decoded cell's skip
+        count goes into ``metrics``; the line announcing the stop once it reaches the limit."""
+        limit = self.options.stop_at_skips
+        if limit is None or not metrics["arch_updated"]:
+            return None
+        skips = metrics["decoded_skips"] = float(supernet.decoded_skips())
+        if skips < limit:
+            return None
+        return (f"darts: early stop (DARTS+) after epoch {epoch + 1}/{self.options.epochs}: the decoded cell has "
+                f"{skips:.0f} skip connection{'s' if skips != 1 else ''} (stop_at_skips={limit})")
 
     def _derive(self, supernet: Any, lut: Mapping[str, float] | None, progress: Progress) -> list[Arch]:
         """``top_k`` candidates, best first; filtered by the hard latency target when set."""
@@ -369,4 +399,4 @@ class DartsController(OneShotController):
         ckpt.set_rng_state(payload["rng"], self.rng)
         augmenter.load_state_dict(payload["augment"])
         self.history = list(payload["history"])
-        return int(payload["epoch"])
+        return self.options.epochs if payload.get("stopped") else int(payload["epoch"])  # stopped: DARTS+

@@ -77,6 +77,7 @@ class DartsOptions:
     search_parts: SearchParts = "auto"  # the data the halves split (auto: train+val when a test part exists)
     step_order: StepOrder = "arch_first"
     steps_per_epoch: int | None = None  # at most this many steps an epoch (None: one pass over half A)
+    stop_at_skips: int | None = None  # DARTS+ early stop: once the decoded (normal) cell has this many skips
     supernet: Mapping[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -86,6 +87,8 @@ class DartsOptions:
         _integer("warmup_epochs", self.warmup_epochs, 0)
         if self.steps_per_epoch is not None:
             _integer("steps_per_epoch", self.steps_per_epoch, 1)
+        if self.stop_at_skips is not None:
+            _integer("stop_at_skips", self.stop_at_skips, 1)
         if self.warmup_epochs >= self.epochs:
             _fail(f"warmup_epochs ({self.warmup_epochs}) must be < epochs ({self.epochs}): no α step would happen")
         if self.order not in (1, 2) or isinstance(self.order, bool):

@@ -201,6 +201,11 @@ class DartsSupernet(Supernet):
         g = derive_genotype(w["normal"], w["reduce"], self.ops, self.steps, self.multiplier)
         return genotype_to_arch(g, self.multiplier)
 
+    def decoded_skips(self) -> int:
+        """Skips of the normal cell DARTS decoding gives without the ``max_skips`` limit."""
+        w = self.edge_weights()
+        return skip_count(derive_genotype(w["normal"], w["reduce"], self.ops, self.steps, self.multiplier).normal)
+
     def candidates(self, k: int = 1) -> list[Arch]:
         """The ``k`` best distinct genotypes by the product of their chosen edges' weights (with
         ``max_skips``: under the rewritten weights, those within the limit; fewer than ``k`` when

@@ -116,6 +116,10 @@ class NB201Supernet(Supernet):
         best = self.alphas.detach().argmax(-1).tolist()
         return {e: OPS[k] for e, k in zip(EDGES, best, strict=True)}
 
+    def decoded_skips(self) -> int:
+        """Edges of the derived cell that are skip connections."""
+        return sum(op == "skip_connect" for op in self.derive().values())
+
     def candidates(self, k: int = 1) -> list[Arch]:
         """The ``k`` best distinct cells by Σ log softmax(α) over the edges (best first)."""
         logp = F.log_softmax(self.alphas.detach().float(), dim=-1)

@@ -225,6 +225,11 @@ class SegHierarchicalSupernet(Supernet):
             paths = k_best_paths(relative_to_uniform(self.network_probs()), k)
         return [genotype_to_arch(cell, path) for _, path in paths]
 
+    def decoded_skips(self) -> int:
+        """Skips of the cell DARTS decoding gives without the ``max_skips`` limit."""
+        with torch.no_grad():
+            return len(self._skip_rows(decode_cell(torch.softmax(self.alpha, dim=-1), self.blocks, self.edge_probs())))
+
     def _skip_rows(self, cell: list[Block]) -> list[int]:
         """α rows of the edges ``cell`` decodes as skip connections."""
         return [edge_index(b, j, self.blocks) for b, block in enumerate(cell) for op, j in block if op == "skip_connect"]

@@ -49,6 +49,11 @@ class Supernet(nn.Module):
         """The ``k`` best distinct discrete architectures by α/β score (default: ``[derive()]``)."""
         return [self.derive()][:k]
 
+    def decoded_skips(self) -> int:
+        """Skip connections in the (normal) cell that decoding the current α gives, before any
+        ``max_skips`` limit: what DARTS+ early stopping counts (``darts`` ``stop_at_skips``)."""
+        raise TypeError(f"{type(self).__name__} decodes no cell of skip connections to count")
+
     def arch_distributions(self) -> Mapping[str, torch.Tensor]:
         """Named probability tables for logging and pictures, e.g. ``{"normal": [14, 8]}``."""
         return {}
