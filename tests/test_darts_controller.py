@@ -453,6 +453,7 @@ def test_latency_target_without_a_lut_is_an_error() -> None:
     ({"supernet": {"sampling": "gumbel"}}, "supernet options \\[.sampling.\\] are set by method"),
     ({"top_k": 0}, "top_k must be an integer >= 1"),
     ({"stop_at_skips": 0}, "stop_at_skips must be an integer >= 1"),
+    ({"stop_when_stable": 0}, "stop_when_stable must be an integer >= 1"),
 ])
 def test_options_are_validated_with_one_line_errors(options: dict[str, Any], message: str) -> None:
     with pytest.raises(ValueError, match=f"^darts: {message}") as err:
@@ -649,7 +650,8 @@ def test_options_added_later_enter_the_checkpoint_fingerprint_only_when_set() ->
     assert "crop_size" not in plain and "steps_per_epoch" not in plain and "search_parts" not in plain
     assert "crop_size" in controller(crop_size=8)._fingerprint(ToySupernet(), 16)["options"]
     assert "search_parts" in controller(search_parts="train")._fingerprint(ToySupernet(), 16)["options"]
-    assert "stop_at_skips" not in plain and "stop_at_skips" in controller(stop_at_skips=2)._fingerprint(ToySupernet(), 16)["options"]
+    for option in ("stop_at_skips", "stop_when_stable"):
+        assert option not in plain and option in controller(**{option: 2})._fingerprint(ToySupernet(), 16)["options"]
 
 
 # -- DARTS+ early stopping -------------------------------------------------------------------------
@@ -679,6 +681,31 @@ def test_darts_plus_stops_once_the_decoded_cell_has_enough_skips(tmp_path: Any) 
     resumed = controller(epochs=4, warmup_epochs=1, stop_at_skips=2)
     assert resumed.search(ToySupernet(seed=3), toy_data(), checkpoint_dir=tmp_path, log=again.append) == [arch]
     assert not [ln for ln in again if ln.startswith("epoch")] and len(resumed.history) == 2
+
+
+def test_darts_plus_stops_once_the_derived_architecture_holds(tmp_path: Any) -> None:
+    lines: list[str] = []
+    c = controller(epochs=6, warmup_epochs=1, stop_when_stable=2)
+    full = c.search(skip_heavy(0), toy_data(), checkpoint_dir=tmp_path / "a", log=lines.append)
+    epochs = [ln for ln in lines if ln.startswith("epoch")]
+    assert [ln.split()[1] for ln in epochs] == ["1/6", "2/6", "3/6", "4/6"]  # α is firm: epochs 2-4 derive alike
+    assert [m.get("derived_held_epochs") for m in c.history] == [None, 0.0, 1.0, 2.0]
+    assert epochs[3].endswith("arch held 2 ep")
+    assert ("darts: early stop (DARTS+) after epoch 4/6: the derived architecture has not changed for 2 epochs "
+            "(stop_when_stable=2)") in lines
+
+    def stop_after_three(line: str) -> None:
+        if line.startswith("epoch 3/6"):
+            raise Interrupt
+
+    with pytest.raises(Interrupt):
+        controller(epochs=6, warmup_epochs=1, stop_when_stable=2).search(
+            skip_heavy(0), toy_data(), checkpoint_dir=tmp_path / "b", log=stop_after_three)
+    resumed = controller(epochs=6, warmup_epochs=1, stop_when_stable=2)
+    again: list[str] = []
+    assert resumed.search(ToySupernet(seed=3), toy_data(), checkpoint_dir=tmp_path / "b", log=again.append) == full
+    assert [ln.split()[1] for ln in again if ln.startswith("epoch")] == ["4/6"]  # the count went on from the checkpoint
+    assert resumed.history == c.history
 
 
 def test_darts_plus_below_the_limit_runs_every_epoch() -> None:

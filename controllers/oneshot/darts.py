@@ -55,7 +55,7 @@ from controllers.base import PrepareContext
 
 
 _LATER_OPTIONS: dict[str, Any] = {"steps_per_epoch": None, "crop_size": None, "search_parts": "auto",
-                                  "stop_at_skips": None}
+                                  "stop_at_skips": None, "stop_when_stable": None}
 
 
 class DartsController(OneShotController):
@@ -77,11 +77,13 @@ class DartsController(OneShotController):
     ``search_parts`` (the data the halves split: ``train``, ``train+val`` = the whole training
     set as in DARTS' 25k/25k on CIFAR-10, or ``auto``: train+val when the dataset keeps a
     separate ``test`` part, else train, so the evaluators' validation part stays unseen),
-    ``steps_per_epoch`` (a cap; None: one pass over half A), ``stop_at_skips`` (DARTS+ early
-    stopping, Liang et al. 2019, its criterion 1 with 2: after each epoch that updated α, the
-    search ends once decoding gives a (normal) cell with that many skip connections or more, counted
-    before any ``max_skips`` limit; None: the planned epochs; its criterion 2, α's ranking stable
-    for 10 epochs, is not implemented), and
+    ``steps_per_epoch`` (a cap; None: one pass over half A), DARTS+ early stopping (Liang et
+    al. 2019; both off: the planned epochs), checked after each epoch that updated α:
+    ``stop_at_skips`` (its criterion 1, with 2: the search ends once decoding gives a (normal)
+    cell with that many skip connections or more, counted before any ``max_skips`` limit) and
+    ``stop_when_stable`` (its criterion 2, with 10: once the derived architecture has stayed the
+    same for that many epochs; deviation: DARTS+ watches the ranking of α over the learnable ops,
+    which the derived architecture summarises for every space alike), and
     ``supernet``: extra keyword options for ``space.supernet`` (e.g. ``{C: 16, layers: 8}``).
     """
 
@@ -121,6 +123,7 @@ class DartsController(OneShotController):
         search_parts: str = "auto",
         steps_per_epoch: int | None = None,
         stop_at_skips: int | None = None,
+        stop_when_stable: int | None = None,
         supernet: Mapping[str, Any] | None = None,
     ) -> None:
         super().__init__()
@@ -133,12 +136,13 @@ class DartsController(OneShotController):
                        "latency_target_ms": latency_target_ms, "latency_weight": latency_weight,
                        "latency_loss": latency_loss, "latency_beta": latency_beta, "amp": amp, "augment": augment,
                        "search_parts": search_parts, "steps_per_epoch": steps_per_epoch, "stop_at_skips": stop_at_skips,
-                       "supernet": supernet or {}}
+                       "stop_when_stable": stop_when_stable, "supernet": supernet or {}}
         self.options, self.sources = self._options(None)
         self.seed = 0
         self.trainer: BilevelTrainer | None = None
         self.split: tuple[torch.Tensor, torch.Tensor] | None = None
         self.history: list[dict[str, float]] = []
+        self.derived_key: str | None = None  # the architecture α/β derived after the last α epoch (DARTS+)
         self.latency_report: list[dict[str, Any]] = []
 
     def _options(self, space_settings: Mapping[str, Any] | None) -> tuple[DartsOptions, dict[str, str]]:
@@ -292,7 +296,7 @@ class DartsController(OneShotController):
                                      "streams": {k: s.state_dict() for k, s in streams.items()},
                                      "split": {"A": a_idx, "B": b_idx}, "rng": ckpt.rng_state(self.rng),
                                      "augment": augmenter.state_dict(), "history": self.history,
-                                     "stopped": stop is not None})
+                                     "derived_key": self.derived_key, "stopped": stop is not None})
                 progress.epoch(format_line(epoch, o.epochs, metrics))
                 if stop is not None:
                     progress.message(stop)
@@ -338,16 +342,26 @@ class DartsController(OneShotController):
         return metrics
 
     def _early_stop(self, supernet: Any, metrics: dict[str, float], epoch: int) -> str | None:
-        """DARTS+ (``stop_at_skips``): after an epoch that updated α, the decoded cell's skip
-        count goes into ``metrics``; the line announcing the stop once it reaches the limit."""
-        limit = self.options.stop_at_skips
-        if limit is None or not metrics["arch_updated"]:
+        """DARTS+ (``stop_at_skips``, ``stop_when_stable``): after an epoch that updated α, the
+        decoded cell's skips and the epochs the derived architecture has held go into
+        ``metrics``; the line announcing the stop once either reaches its limit."""
+        o = self.options
+        if not metrics["arch_updated"]:
             return None
-        skips = metrics["decoded_skips"] = float(supernet.decoded_skips())
-        if skips < limit:
-            return None
-        return (f"darts: early stop (DARTS+) after epoch {epoch + 1}/{self.options.epochs}: the decoded cell has "
-                f"{skips:.0f} skip connection{'s' if skips != 1 else ''} (stop_at_skips={limit})")
+        when = f"darts: early stop (DARTS+) after epoch {epoch + 1}/{o.epochs}"
+        if o.stop_when_stable is not None:
+            key = arch_key(supernet.derive())  # the same key: the last epoch was an α epoch too
+            held = self.history[-1]["derived_held_epochs"] + 1 if key == self.derived_key else 0.0
+            self.derived_key, metrics["derived_held_epochs"] = key, held
+        if o.stop_at_skips is not None:
+            skips = metrics["decoded_skips"] = float(supernet.decoded_skips())
+            if skips >= o.stop_at_skips:
+                return (f"{when}: the decoded cell has {skips:.0f} skip connection{'s' if skips != 1 else ''} "
+                        f"(stop_at_skips={o.stop_at_skips})")
+        if o.stop_when_stable is not None and metrics["derived_held_epochs"] >= o.stop_when_stable:
+            return (f"{when}: the derived architecture has not changed for {metrics['derived_held_epochs']:.0f} epochs "
+                    f"(stop_when_stable={o.stop_when_stable})")
+        return None
 
     def _derive(self, supernet: Any, lut: Mapping[str, float] | None, progress: Progress) -> list[Arch]:
         """``top_k`` candidates, best first; filtered by the hard latency target when set."""
@@ -383,7 +397,7 @@ class DartsController(OneShotController):
     def _resume(self, path: Any, fingerprint: dict[str, Any], trainer: BilevelTrainer,
                 streams: dict[str, CyclingBatches], augmenter: Augmenter) -> int:
         """Load the checkpoint when present; the first epoch still to run."""
-        self.history = []
+        self.history, self.derived_key = [], None
         payload = None if path is None else ckpt.load(path, fingerprint)
         if trainer.replicas is not None:  # rank 0 holds the checkpoint: every process continues from it
             payload = trainer.replicas.broadcast_object(payload)
@@ -399,4 +413,5 @@ class DartsController(OneShotController):
         ckpt.set_rng_state(payload["rng"], self.rng)
         augmenter.load_state_dict(payload["augment"])
         self.history = list(payload["history"])
+        self.derived_key = payload.get("derived_key")
         return self.options.epochs if payload.get("stopped") else int(payload["epoch"])  # stopped: DARTS+

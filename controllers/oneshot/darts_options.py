@@ -78,6 +78,7 @@ class DartsOptions:
     step_order: StepOrder = "arch_first"
     steps_per_epoch: int | None = None  # at most this many steps an epoch (None: one pass over half A)
     stop_at_skips: int | None = None  # DARTS+ early stop: once the decoded (normal) cell has this many skips
+    stop_when_stable: int | None = None  # DARTS+ early stop: once the derived architecture held this many epochs
     supernet: Mapping[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -89,6 +90,8 @@ class DartsOptions:
             _integer("steps_per_epoch", self.steps_per_epoch, 1)
         if self.stop_at_skips is not None:
             _integer("stop_at_skips", self.stop_at_skips, 1)
+        if self.stop_when_stable is not None:
+            _integer("stop_when_stable", self.stop_when_stable, 1)
         if self.warmup_epochs >= self.epochs:
             _fail(f"warmup_epochs ({self.warmup_epochs}) must be < epochs ({self.epochs}): no α step would happen")
         if self.order not in (1, 2) or isinstance(self.order, bool):

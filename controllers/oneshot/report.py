@@ -118,7 +118,8 @@ def format_line(epoch: int, epochs: int, metrics: Mapping[str, float]) -> str:
         loss, acc = metrics.get(f"{split}_loss", math.nan), metrics.get(f"{split}_acc", math.nan)
         parts.append(f"{split} loss {loss:.4f} acc {100 * acc:.1f}%")
     parts.append(f"lr {metrics['lr']:.4g}")
-    for key, fmt in (("tau", "τ {:.3g}"), ("expected_latency_ms", "E[LAT] {:.3g} ms"), ("decoded_skips", "skips {:.0f}")):
+    for key, fmt in (("tau", "τ {:.3g}"), ("expected_latency_ms", "E[LAT] {:.3g} ms"), ("decoded_skips", "skips {:.0f}"),
+                     ("derived_held_epochs", "arch held {:.0f} ep")):
         if key in metrics:
             parts.append(fmt.format(metrics[key]))
     if not metrics.get("arch_updated", 1.0):
