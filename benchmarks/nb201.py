@@ -9,6 +9,15 @@ selects the best by ``{dataset}_valid_acc_12ep`` and reports its ``{dataset}_tes
 (the protocol of the NAS-Bench-201 paper; test accuracy never reaches the controller).
 Prints a table and writes ``{"<controller>": {"mean", "std", "runs", "seconds"}}`` as JSON.
 
+``--search-data SPEC`` gives the one-shot ``darts`` controller its data (e.g. ``cifar10:PATH``,
+which ``python -m benchmarks.cifar10_npm`` writes): it trains the NB201 supernet on SPEC, derives one
+cell (``--queries 1``), and the table scores that cell, as in the NAS-Bench-201 paper's weight-sharing
+rows (DARTS-V1 54.30, GDAS 93.61 on CIFAR-10 test). Its epoch lines are printed; the JSON then also
+holds each run's derived cell, its number of skip connections and the search's warnings.
+
+    python -m benchmarks.nb201 --controllers darts --queries 1 --seeds 1 --search-data cifar10:DIR \
+        --set darts.epochs=10 --set darts.method=gdas
+
 ``--executor ray --workers 4`` runs the same protocol through the Ray Tune executor with four
 trials in flight (the controller proposes while results are outstanding, as on a cluster); Ray
 starts once for all runs.
@@ -25,16 +34,20 @@ from pathlib import Path
 
 import optuna
 
+from automl import registry
 from automl.config import Component, RunConfig, load_yaml
-from automl.run import Run
+from automl.run import Run, RunSetupError
 from evaluators.nb201_table import NB201TableEvaluator, find_shared_file
 
 
 def run_controller(
     controller: str, evaluator: NB201TableEvaluator, queries: int, seeds: int, options: dict | None = None,
-    executor: dict | None = None,
+    executor: dict | None = None, search_data: str | None = None, details: list[dict] | None = None,
+    device: str = "cpu",
 ) -> tuple[list[float], float]:
-    """Test accuracy of the selected architecture for each seed, and total seconds."""
+    """Test accuracy of the selected architecture for each seed, and total seconds. With
+    ``search_data`` (one-shot controllers) the search's lines are printed and, per run, the
+    selected cell, its skip connections and the search's warnings are appended to ``details``."""
     finals: list[float] = []
     t0 = time.perf_counter()
     for seed in range(seeds):
@@ -44,18 +57,34 @@ def run_controller(
             objectives=["valid_acc:max"],
             budget=queries,
             seed=seed,
+            dataset=search_data,
+            device=device,
             **(executor or {}),
         )
+        lines: list[str] = []
+
+        def log(line: str) -> None:
+            lines.append(line)
+            print(f"  {controller} seed {seed}: {line}", flush=True)
+
+        started = time.perf_counter()
         run = Run(
             cfg,
             storage=optuna.storages.InMemoryStorage(),
             write_files=False,
             tensorboard=False,
             evaluators=[evaluator],
+            log=log if search_data else None,
         )
         summary = run.execute()
         assert summary.best is not None, f"{controller} seed {seed}: no completed trial"
         finals.append(summary.best.metrics["test_acc"])
+        if details is not None:
+            cell = run.space.describe(summary.best.arch)
+            details.append({"seed": seed, "cell": cell, "skips": cell.count("skip_connect"),
+                            "test_acc": summary.best.metrics["test_acc"], "valid_acc": summary.best.metrics["valid_acc"],
+                            "seconds": time.perf_counter() - started,
+                            "warnings": [ln for ln in lines if "WARNING" in ln or "early stop" in ln]})
     return finals, time.perf_counter() - t0
 
 
@@ -70,6 +99,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--executor", choices=("local", "ray"), default="local")
     parser.add_argument("--workers", type=int, default=4, help="trials in flight under --executor ray")
     parser.add_argument("--trial-cpus", type=float, default=0.5, help="CPUs per trial under --executor ray")
+    parser.add_argument("--search-data", default=None,
+                        help="dataset spec the one-shot darts controller searches on, e.g. cifar10:PATH")
+    parser.add_argument("--device", default="cpu", help="where the one-shot search trains (cpu, cuda)")
     parser.add_argument("--set", dest="sets", action="append", default=[],
                         help="a controller option, CONTROLLER.KEY=VALUE (VALUE read as YAML), e.g. rl.batch=4")
     args = parser.parse_args(argv)
@@ -113,15 +145,26 @@ def main(argv: list[str] | None = None) -> int:
           f"best by {evaluator.valid_column}, reporting {evaluator.test_column}")
     print(f"{'controller':<12} {'mean':>8} {'std':>7} {'runs':>5} {'seconds':>9}")
     for name in [c.strip() for c in args.controllers.split(",") if c.strip()]:
-        finals, seconds = run_controller(name, evaluator, args.queries, args.seeds, options.get(name), executor=executor)
+        details: list[dict] = []
+        try:
+            finals, seconds = run_controller(name, evaluator, args.queries, args.seeds, options.get(name),
+                                             executor=executor, search_data=args.search_data, details=details,
+                                             device=args.device)
+        except (RunSetupError, registry.RegistryError) as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
         row = {
             "mean": statistics.fmean(finals),
             "std": statistics.pstdev(finals) if len(finals) > 1 else 0.0,
             "runs": len(finals),
             "seconds": seconds,
         }
+        if args.search_data:
+            row.update(search_data=args.search_data, options=options.get(name, {}), details=details)
         results[name] = row
         print(f"{name:<12} {row['mean']:>8.3f} {row['std']:>7.3f} {row['runs']:>5d} {row['seconds']:>9.1f}", flush=True)
+        for d in details if args.search_data else ():
+            print(f"    seed {d['seed']}: {d['skips']} skip(s), {d['cell']}", flush=True)
     if cluster is not None:
         cluster.close()
     if args.json_out:

@@ -27,3 +27,29 @@ def test_protocol_numbers(shared_benchmarks, tmp_path, capsys):
 def test_bad_table_is_exit_2(tmp_path, capsys):
     assert main(["--table", str(tmp_path / "none.csv"), "--seeds", "1"]) == 2
     assert "not found" in capsys.readouterr().err
+
+
+def test_a_one_shot_search_on_given_data_is_scored_by_the_table(shared_benchmarks, tmp_path, capsys):
+    from tests.test_datasets import write_cifar
+
+    write_cifar(tmp_path / "c", n=8)  # 40 CIFAR-shaped training images, 8 test
+    out = tmp_path / "oneshot.json"
+    code = main(["--table", str(shared_benchmarks / "nb201_cifar10.csv"), "--controllers", "darts", "--queries", "1",
+                 "--seeds", "1", "--search-data", f"cifar10:{tmp_path / 'c'}", "--set", "darts.epochs=1",
+                 "--set", "darts.batch_size=8", "--set", "darts.method=gdas", "--json", str(out)])
+    assert code == 0
+    row = json.loads(out.read_text())["darts"]
+    (run,) = row["details"]
+    assert row["search_data"] == f"cifar10:{tmp_path / 'c'}" and row["options"]["method"] == "gdas"
+    assert run["cell"].startswith("|") and run["skips"] == run["cell"].count("skip_connect")
+    assert run["test_acc"] == row["mean"] and 10 <= row["mean"] <= 95  # a row of the table
+    lines = capsys.readouterr().out
+    assert "darts seed 0: epoch 1/1" in lines and f"seed 0: {run['skips']} skip(s)" in lines
+
+
+def test_search_data_that_cannot_be_read_is_exit_2(shared_benchmarks, tmp_path, capsys):
+    code = main(["--table", str(shared_benchmarks / "nb201_cifar10.csv"), "--controllers", "darts", "--queries", "1",
+                 "--seeds", "1", "--search-data", f"cifar10:{tmp_path / 'none'}"])
+    assert code == 2
+    err = capsys.readouterr().err.strip()
+    assert "none" in err and len(err.splitlines()) == 1

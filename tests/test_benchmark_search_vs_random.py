@@ -49,3 +49,21 @@ def test_spaces_without_space_options_or_latency_in_their_quick_settings_configu
     args = argparse.Namespace(dataset=None, search_seed=0, device="cpu", train_epochs=1, sets=[])
     cfg, train, latency = configure("nb201", args, Path("/nonexistent"))
     assert cfg.space.name == "nb201" and train["epochs"] == 1 and latency == {"min_run_time": 0.5}
+
+
+def test_a_dataset_with_a_test_part_is_compared_on_it(tmp_path):
+    """CIFAR-10's search splits the whole training set (validation part included), so the networks
+    are compared on the test images no search step saw; val_acc is kept beside it."""
+    from tests.test_datasets import write_cifar
+
+    write_cifar(tmp_path / "c", n=8)
+    out = tmp_path / "svr.json"
+    code = main(["--spaces", "darts", "--dataset", f"cifar10:{tmp_path / 'c'}", "--random", "1", "--seeds", "1",
+                 "--train-epochs", "1", "--json", str(out), "--set", "space.C=4", "--set", "space.layers=2",
+                 "--set", "controller.epochs=1", "--set", "controller.batch_size=8",
+                 "--set", "controller.supernet={C: 4, layers: 2}"])
+    assert code == 0
+    res = json.loads(out.read_text())["spaces"]["darts"]
+    assert res["metric"] == "test_acc"
+    for row in res["archs"].values():
+        assert len(row["test_acc"]) == 1 and len(row["val_acc"]) == 1 and row["mean"] == row["test_acc"][0]

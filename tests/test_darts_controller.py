@@ -714,6 +714,18 @@ def test_darts_plus_below_the_limit_runs_every_epoch() -> None:
     assert [m["decoded_skips"] for m in c.history] == [2.0, 2.0, 2.0]
 
 
+def test_a_batch_larger_than_the_halves_is_noted_once() -> None:
+    lines: list[str] = []
+    c = controller(epochs=2, batch_size=100_000)
+    c.search(ToySupernet(), toy_data(), log=lines.append)
+    notes = [ln for ln in lines if "larger than the halves" in ln]
+    assert notes == ["darts: note: batch_size 100000 is larger than the halves (8 / 8 samples); each batch is a "
+                     "whole half, 1 step(s) an epoch"]
+    lines.clear()
+    controller(epochs=1, batch_size=8).search(ToySupernet(), toy_data(), log=lines.append)
+    assert not any("larger than the halves" in ln for ln in lines)
+
+
 def test_darts_plus_needs_a_supernet_that_counts_skips() -> None:
     from automl.types import Task
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
 
@@ -50,5 +52,17 @@ def test_edges_that_skip_a_column_arc_wider():
     space = SegHierarchicalSpace(layers=4)
     g = space.graph(space.sample(np.random.default_rng(0)))
     pos = _positions(g)
-    assert _bend(pos, "stem2", "stem4") < _bend(pos, "stem2", "cell0")
-    assert _bend(pos, "cell0", "cell1") < _bend(pos, "cell0", "cell2")
+    assert abs(_bend(pos, "stem2", "stem4")) < abs(_bend(pos, "stem2", "cell0"))
+    assert abs(_bend(pos, "cell0", "cell1")) < abs(_bend(pos, "cell0", "cell2"))
+
+
+def test_an_edge_past_a_node_in_its_way_arcs_around_it():
+    """a -> c over b on the same row (B2 -> B4 past B3 in a DARTS cell): the arc bends far enough
+    that its curve keeps 1.5 node radii from b's centre; with nothing in the way 0.3 is enough."""
+    pos = {"a": (0.0, 0.0), "b": (1.0, 0.0), "c": (2.0, 0.0), "d": (1.0, 3.0)}
+    rad = _bend(pos, "a", "c")
+    assert abs(rad) == 0.5  # 0.3 passes b 0.3 in away, inside 1.5 x 0.23 in
+    x_mid, y_mid = 1.0, -rad * 2.0 / 2  # the quadratic curve's midpoint
+    assert math.dist((x_mid, y_mid), pos["b"]) > 1.5 * 0.23
+    assert _bend({k: v for k, v in pos.items() if k != "b"}, "a", "c") == 0.3
+    assert _bend(pos, "a", "c", scale=(3.0, 1.0)) == 0.3  # wider columns: the same arc bulges 0.9 in

@@ -284,6 +284,9 @@ class DartsController(OneShotController):
             log(f"search data: {data.source}, {len(images):,} samples -> halves {len(a_idx):,} (weights) / "
                 f"{len(b_idx):,} (architecture)")
         progress = Progress(log, o.epochs, start)
+        if min(s.batch_size for s in streams.values()) < o.batch_size:
+            progress.message(f"darts: note: batch_size {o.batch_size} is larger than the halves ({len(a_idx):,} / "
+                             f"{len(b_idx):,} samples); each batch is a whole half, {steps} step(s) an epoch")
         try:
             for epoch in range(start, o.epochs):
                 metrics = self._epoch(trainer, batch, epoch, steps)
