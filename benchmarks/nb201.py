@@ -152,6 +152,8 @@ def main(argv: list[str] | None = None) -> int:
                                              device=args.device)
         except (RunSetupError, registry.RegistryError) as exc:
             print(f"error: {exc}", file=sys.stderr)
+            if cluster is not None:
+                cluster.close()
             return 2
         row = {
             "mean": statistics.fmean(finals),
