@@ -141,8 +141,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         balanced(np.repeat(np.arange(CLASSES), 5000), args.train)  # bad sizes fail before the download
         balanced(np.repeat(np.arange(CLASSES), 1000), args.test)
+        print(f"reading {args.tarball}" if args.tarball else f"fetching {TARBALL} (139 MB)", flush=True)
         blob = args.tarball.read_bytes() if args.tarball else fetch()
         check_integrity(blob)
+        print("decoding 6 PNGs of 10,000 images and checking them against CIFAR-10's facts", flush=True)
         parts = decode(blob)
         check(*parts)
         write(args.out, *parts, n_train=args.train, n_test=args.test)

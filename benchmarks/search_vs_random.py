@@ -119,7 +119,7 @@ def one_space(space: str, args: argparse.Namespace, folder: Path) -> dict[str, A
         trained = [measure(trainer, arch, s) for s in seeds]
         if held_out in trained[0]:  # the dataset keeps a test part no search step saw: compare on it
             metric = held_out
-        for name in {PRIMARY[run.task.kind], metric}:
+        for name in dict.fromkeys((PRIMARY[run.task.kind], metric)):  # val first, then the compared one
             row[name] = [m[name] for m in trained]
         row["mean"], row["std"] = mean_std(row[metric])
         rows[label] = row
