@@ -23,9 +23,12 @@ import base64
 import hashlib
 import io
 import json
+import os
 import pickle
+import shutil
 import sys
 import tarfile
+import tempfile
 import urllib.request
 from pathlib import Path
 
@@ -118,14 +121,27 @@ def write_batch(path: Path, name: str, images: np.ndarray, labels: np.ndarray) -
 
 def write(out: Path, train: np.ndarray, train_labels: np.ndarray, test: np.ndarray, test_labels: np.ndarray,
           n_train: int | None = None, n_test: int | None = None) -> None:
+    """The batches into ``out``, all or none: they are written into a temporary sibling folder first
+    (removed on any error, e.g. a full disk) and moved into place once complete."""
     keep, keep_test = balanced(train_labels, n_train), balanced(test_labels, n_test)
-    out.mkdir(parents=True, exist_ok=True)
-    for i, rows in enumerate(np.array_split(keep, 5), start=1):
-        write_batch(out / f"data_batch_{i}", f"training batch {i} of 5", train[rows], train_labels[rows])
-    write_batch(out / "test_batch", "testing batch 1 of 1", test[keep_test], test_labels[keep_test])
-    with open(out / "batches.meta", "wb") as fh:
-        pickle.dump({b"label_names": [n.encode() for n in CIFAR10_NAMES], b"num_cases_per_batch": len(keep) // 5,
-                     b"num_vis": 3072}, fh, protocol=4)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.partial-", dir=out.parent))
+    try:
+        for i, rows in enumerate(np.array_split(keep, 5), start=1):
+            write_batch(tmp / f"data_batch_{i}", f"training batch {i} of 5", train[rows], train_labels[rows])
+        write_batch(tmp / "test_batch", "testing batch 1 of 1", test[keep_test], test_labels[keep_test])
+        with open(tmp / "batches.meta", "wb") as fh:
+            pickle.dump({b"label_names": [n.encode() for n in CIFAR10_NAMES], b"num_cases_per_batch": len(keep) // 5,
+                         b"num_vis": 3072}, fh, protocol=4)
+        if not out.exists():
+            tmp.rename(out)
+            return
+        for file in sorted(tmp.iterdir()):
+            os.replace(file, out / file.name)
+        tmp.rmdir()
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
 
 
 def main(argv: list[str] | None = None) -> int:

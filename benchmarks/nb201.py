@@ -30,6 +30,7 @@ import json
 import statistics
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import optuna
@@ -43,14 +44,15 @@ from evaluators.nb201_table import NB201TableEvaluator, find_shared_file
 def run_controller(
     controller: str, evaluator: NB201TableEvaluator, queries: int, seeds: int, options: dict | None = None,
     executor: dict | None = None, search_data: str | None = None, details: list[dict] | None = None,
-    device: str = "cpu",
+    device: str = "cpu", first_seed: int = 0, on_start: Callable[[], None] | None = None,
 ) -> tuple[list[float], float]:
-    """Test accuracy of the selected architecture for each seed, and total seconds. With
-    ``search_data`` (one-shot controllers) the search's lines are printed and, per run, the
-    selected cell, its skip connections and the search's warnings are appended to ``details``."""
+    """Test accuracy of the selected architecture for each seed (``first_seed`` onwards), and total
+    seconds. With ``search_data`` (one-shot controllers) the search's lines are printed and, per run,
+    the selected cell, its skip connections and the search's warnings are appended to ``details``.
+    ``on_start`` is called once the first run is set up (its data read), before it searches."""
     finals: list[float] = []
     t0 = time.perf_counter()
-    for seed in range(seeds):
+    for seed in range(first_seed, first_seed + seeds):
         cfg = RunConfig(
             space=Component("nb201"),
             controller=Component(controller, dict(options or {})),
@@ -76,6 +78,8 @@ def run_controller(
             evaluators=[evaluator],
             log=log if search_data else None,
         )
+        if on_start is not None and seed == first_seed:
+            on_start()
         summary = run.execute()
         assert summary.best is not None, f"{controller} seed {seed}: no completed trial"
         finals.append(summary.best.metrics["test_acc"])
@@ -93,7 +97,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--table", default=None, help="NB201 table CSV (default: ../shared/benchmarks/nb201_cifar10.csv)")
     parser.add_argument("--dataset", default="cifar10", help="column prefix: cifar10, cifar100, imagenet16")
     parser.add_argument("--queries", type=int, default=100, help="distinct architectures per run")
-    parser.add_argument("--seeds", type=int, default=100, help="runs with seeds 0..N-1")
+    parser.add_argument("--seeds", type=int, default=100, help="runs with seeds K..K+N-1 (K: --first-seed)")
+    parser.add_argument("--first-seed", type=int, default=0, help="seed of the first run (default 0)")
     parser.add_argument("--controllers", default="random,evolution,tpe", help="comma-separated controller names")
     parser.add_argument("--json", dest="json_out", default=None, help="write results as JSON here")
     parser.add_argument("--executor", choices=("local", "ray"), default="local")
@@ -105,6 +110,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--set", dest="sets", action="append", default=[],
                         help="a controller option, CONTROLLER.KEY=VALUE (VALUE read as YAML), e.g. rl.batch=4")
     args = parser.parse_args(argv)
+    for flag, value, least in (("--seeds", args.seeds, 1), ("--queries", args.queries, 1),
+                               ("--first-seed", args.first_seed, 0)):
+        if value < least:
+            print(f"error: {flag} {value}: expected an integer >= {least}", file=sys.stderr)
+            return 2
     options: dict[str, dict] = {}
     for item in args.sets:
         target, sep, value = item.partition("=")
@@ -141,15 +151,21 @@ def main(argv: list[str] | None = None) -> int:
         cluster = RayTuneExecutor(ExecutorOptions(**executor))
         cluster.start()
     results: dict[str, dict[str, float | int]] = {}
-    print(f"NAS-Bench-201 {args.dataset}: {args.queries} queries x {args.seeds} seeds, "
-          f"best by {evaluator.valid_column}, reporting {evaluator.test_column}")
-    print(f"{'controller':<12} {'mean':>8} {'std':>7} {'runs':>5} {'seconds':>9}")
+    header = [f"NAS-Bench-201 {args.dataset}: {args.queries} queries x {args.seeds} seeds "
+              f"(from seed {args.first_seed}), best by {evaluator.valid_column}, reporting {evaluator.test_column}",
+              f"{'controller':<12} {'mean':>8} {'std':>7} {'runs':>5} {'seconds':>9}"]
+
+    def print_header() -> None:  # once a run is set up: a bad --search-data or option prints only its error
+        while header:
+            print(header.pop(0), flush=True)
+
     for name in [c.strip() for c in args.controllers.split(",") if c.strip()]:
         details: list[dict] = []
         try:
             finals, seconds = run_controller(name, evaluator, args.queries, args.seeds, options.get(name),
                                              executor=executor, search_data=args.search_data, details=details,
-                                             device=args.device)
+                                             device=args.device, first_seed=args.first_seed,
+                                             on_start=print_header)
         except (RunSetupError, registry.RegistryError) as exc:
             print(f"error: {exc}", file=sys.stderr)
             if cluster is not None:
@@ -164,6 +180,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.search_data:
             row.update(search_data=args.search_data, options=options.get(name, {}), details=details)
         results[name] = row
+        print_header()
         print(f"{name:<12} {row['mean']:>8.3f} {row['std']:>7.3f} {row['runs']:>5d} {row['seconds']:>9.1f}", flush=True)
         for d in details if args.search_data else ():
             print(f"    seed {d['seed']}: {d['skips']} skip(s), {d['cell']}", flush=True)

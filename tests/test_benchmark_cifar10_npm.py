@@ -108,3 +108,28 @@ def test_cli_converts_a_local_tarball_and_refuses_bad_input_in_one_line(tmp_path
         err = capsys.readouterr().err.strip()
         assert expected in err and len(err.splitlines()) == 1
         assert not (tmp_path / argv[0]).is_dir() or argv[0].endswith("file")
+
+
+def test_a_write_that_fails_midway_leaves_nothing_behind(tmp_path, monkeypatch):
+    blob, _, _ = fake_package()
+    parts = decode(blob, rows=ROWS)
+    real = cifar10_npm.write_batch
+
+    def full_disk(path, name, images, labels):
+        if path.name == "test_batch":
+            raise OSError(28, "No space left on device")
+        real(path, name, images, labels)
+
+    monkeypatch.setattr(cifar10_npm, "write_batch", full_disk)
+    with pytest.raises(OSError, match="No space"):
+        write(tmp_path / "new", *parts)
+    assert list(tmp_path.iterdir()) == []  # neither the folder nor a temporary one
+    (tmp_path / "old").mkdir()
+    (tmp_path / "old" / "keep.txt").write_text("mine")
+    with pytest.raises(OSError, match="No space"):
+        write(tmp_path / "old", *parts)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["old"]
+    assert [p.name for p in (tmp_path / "old").iterdir()] == ["keep.txt"]
+    monkeypatch.setattr(cifar10_npm, "write_batch", real)
+    write(tmp_path / "old", *parts)  # into an existing folder: the batches join what is there
+    assert len(list((tmp_path / "old").iterdir())) == 8
