@@ -18,6 +18,9 @@ holds each run's derived cell, its number of skip connections and the search's w
     python -m benchmarks.nb201 --controllers darts --queries 1 --seeds 1 --search-data cifar10:DIR \
         --set darts.epochs=10 --set darts.method=gdas
 
+``--first-seed K`` starts the runs at seed K (seeds K..K+N-1), so a long one-shot protocol can be
+split over several invocations and their JSONs put side by side.
+
 ``--executor ray --workers 4`` runs the same protocol through the Ray Tune executor with four
 trials in flight (the controller proposes while results are outstanding, as on a cluster); Ray
 starts once for all runs.
