@@ -126,6 +126,7 @@ def write(out: Path, train: np.ndarray, train_labels: np.ndarray, test: np.ndarr
     keep, keep_test = balanced(train_labels, n_train), balanced(test_labels, n_test)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.partial-", dir=out.parent))
+    tmp.chmod(0o755)  # mkdtemp's 0700 would stay on the folder once renamed into place
     try:
         for i, rows in enumerate(np.array_split(keep, 5), start=1):
             write_batch(tmp / f"data_batch_{i}", f"training batch {i} of 5", train[rows], train_labels[rows])
