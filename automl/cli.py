@@ -94,7 +94,7 @@ def parse_sets(sets: list[str], cfg: Any) -> None:
                   + (f" (did you mean {close[0]!r}?)" if close else "")
                   + f"; accepted prefixes: {', '.join(t + '.' for t in targets)}")
         for e in matches:
-            e.options[key] = parsed
+            cfg.set_evaluator_option(e, key, parsed)
 
 
 def quick_on_dataset_note(cfg: Any) -> str | None:
@@ -106,6 +106,8 @@ def quick_on_dataset_note(cfg: Any) -> str | None:
     quick = cfg.quick_settings() or {}
     shown = [f"{part}: " + (", ".join(f"{e.name}({_brief(e.options)})" for e in cfg.evaluators) if part == "evaluators"
                             else _brief(quick[part])) for part in used]  # evaluators: with the user's --set
+    if cfg.time_limit and not cfg.given("time_limit"):
+        shown.append(f"time limit {cfg.time_limit:g} s (--time-limit)")
     return (f"note: the quick settings of {cfg.space.name}+{cfg.controller.name} (demo-sized) are in use on "
             f"{cfg.dataset}: {'; '.join(shown)}; --no-quick gives each component its own defaults (the papers' "
             "recipes)")
@@ -133,6 +135,9 @@ def search(
     trial_cpus: Annotated[float | None, typer.Option(help="CPUs (and torch threads) per trial under Ray")] = None,
     trial_gpus: Annotated[float | None, typer.Option(help="GPUs per trial under Ray; 0.25 puts four trials on one GPU")] = None,
     trial_timeout: Annotated[float | None, typer.Option(help="seconds after which a trial fails as timed out")] = None,
+    time_limit: Annotated[float | None, typer.Option(help="seconds from the start after which no trial starts and "
+                                                          "training evaluators stop (a supernet search runs whole; 0: "
+                                                          "no limit)")] = None,
     retries: Annotated[int | None, typer.Option(help="re-run a failed trial up to K times")] = None,
     scheduler: Annotated[str | None, typer.Option(help="none or asha (Ray Tune ASHA stops poor training trials)")] = None,
     reference: Annotated[str | None, typer.Option(help="SPACE:PRESET (or PRESET) trained like the trials after the search, "
@@ -162,7 +167,7 @@ def search(
                                             ("--quick/--no-quick", quick)) if v is not None]
             if refused:
                 _fail(f"--resume continues a run as configured, so {', '.join(refused)} cannot be given with it; "
-                      "only --budget, --seed, --device, --pruner and the executor "
+                      "only --budget, --time-limit, --seed, --device, --pruner and the executor "
                       "options (--executor, --workers, --ray-address, --trial-cpus, --trial-gpus, --trial-timeout, "
                       "--retries, --scheduler) may be given with it")
             cfg = RunConfig.from_file(resume / "config.yaml") if (resume / "config.yaml").is_file() else None
@@ -178,7 +183,7 @@ def search(
                      "storage": storage, "dataset": dataset, "device": device, "pruner": pruner,
                      "mnas_reward": mnas_reward, "executor": executor, "workers": workers, "ray_address": ray_address,
                      "trial_cpus": trial_cpus, "trial_gpus": trial_gpus, "trial_timeout": trial_timeout,
-                     "retries": retries, "scheduler": scheduler, "reference": reference, "quick": quick}
+                     "time_limit": time_limit, "retries": retries, "scheduler": scheduler, "reference": reference, "quick": quick}
         for key, value in overrides.items():
             if value is not None and value != []:
                 cfg.set(key, value)
@@ -207,7 +212,7 @@ def search(
     note = quick_on_dataset_note(cfg) if resume is None else None
     if note is not None:
         console.print(f"[dim]{note}[/dim]")
-    if run.role == "owner" and resume is not None and any(v is not None for v in (budget, executor, workers, ray_address, trial_cpus,
+    if run.role == "owner" and resume is not None and any(v is not None for v in (budget, time_limit, executor, workers, ray_address, trial_cpus,
                                                           trial_gpus, trial_timeout, retries, scheduler)):
         cfg.dump(run.run_dir / "config.yaml")  # the extended budget / new executor is part of the run now
     try:

@@ -16,6 +16,7 @@ run_dir: runs/nb201-evo
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
@@ -118,6 +119,7 @@ class RunConfig:
     trial_cpus: float = 1.0
     trial_gpus: float = 0.0
     trial_timeout: float | None = None
+    time_limit: float | None = None  # seconds from the run's start: no trial starts after, training stops at it
     retries: int = 0
     scheduler: str = "none"
     reference: str | None = None  # SPACE:PRESET trained like the best trial after the search (automl.reference)
@@ -182,12 +184,16 @@ class RunConfig:
             parse = parse_objective if key == "objectives" else parse_constraint
             for v in value:
                 parse(v)
-        elif key in ("trial_cpus", "trial_gpus", "trial_timeout"):
-            if value is not None or key != "trial_timeout":
+        elif key in ("trial_cpus", "trial_gpus", "trial_timeout", "time_limit"):
+            if value is not None or key not in ("trial_timeout", "time_limit"):
                 try:
                     value = float(value)
                 except (TypeError, ValueError):
                     raise SpecError(f"{key}: expected a number, got {value!r}") from None
+            if key == "time_limit" and value is not None:
+                if not 0 <= value < math.inf:
+                    raise SpecError(f"time_limit: expected a number of seconds > 0 (0: no limit), got {value!r}")
+                value = value or None  # 0: no limit, not even the quick settings' one
         elif key in ("budget", "seed", "workers", "retries"):
             if isinstance(value, bool) or not isinstance(value, int):
                 try:
@@ -254,6 +260,13 @@ class RunConfig:
                 self.budget = int(quick["budget"])
             if "reference" not in self._given and quick.get("reference") and "controller" not in skipped:
                 self.reference = str(quick["reference"])
+            # The quick time limit fits the quick search and retrain: not used beside the user's own
+            # controller or evaluator options (e.g. --set train.epochs=30 trains all 30 epochs).
+            # fill_defaults runs again after an evaluator's --set (set_evaluator_option): the limit then goes.
+            if "time_limit" not in self._given:
+                fits = ("controller" not in skipped and "evaluators" in self._quick_used
+                        and "evaluator options" not in self._given)
+                self.time_limit = float(quick["time_limit"]) if quick.get("time_limit") and fits else None
         if not self.evaluators:
             defaults = getattr(_declared(self.space.name), "default_evaluators", ("train",)) or ("train",)
             self.evaluators = [Component.parse(dict(e) if isinstance(e, dict) else e, "evaluator") for e in defaults]
@@ -269,6 +282,13 @@ class RunConfig:
         if self.given("objectives") and not self.objectives:
             raise SpecError(f"{source}: objectives is an empty list; give METRIC:max|min entries (e.g. [val_acc:max]) "
                             "or leave the key out for the evaluators' default")
+
+    def set_evaluator_option(self, evaluator: Component, key: str, value: Any) -> None:
+        """``--set EVALUATOR.KEY=VALUE`` on one of this run's evaluators (the quick ones included)."""
+        evaluator.options[key] = value
+        self._given.add("evaluator options")
+        if "time_limit" not in self._given:
+            self.time_limit = None  # the quick limit fits the quick evaluators only
 
     def given(self, key: str) -> bool:
         """Whether ``key`` was set explicitly (config file, flag or :meth:`set`), not by a default."""

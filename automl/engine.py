@@ -9,6 +9,7 @@ The local executor calls them in a plain loop; the Ray executor from a Tune ``Se
 * Duplicates: a proposal whose architecture was already evaluated is answered from the store
   at once and costs no budget; one whose architecture is running waits for that trial.
 * Budget: distinct evaluated architectures (running ones count), failed and pruned included.
+  With a deadline (``--time-limit``) no trial starts after it, once one has started.
 * Replay (resume): :meth:`Engine.replay` feeds the stored results in the order they were told
   through the same ask pattern (up to ``max_in_flight`` asks ahead), so a deterministic
   controller ends in the state it had; proposals asked but never told (trials a killed process
@@ -64,10 +65,12 @@ class Engine:
         log: Callable[[str], Any] | None = None,
         on_record: Callable[[TrialRecord, list[TrialRecord]], Any] | None = None,
         heartbeat: float = 10.0,
+        deadline: float | None = None,
     ) -> None:
         self.controller, self.space, self.store = controller, space, store
         self.objectives, self.constraints, self.hidden = tuple(objectives), tuple(constraints), hidden
         self.budget = int(budget)
+        self.deadline = deadline  # time.time() after which no trial starts (--time-limit; one runs at least)
         self.max_in_flight = max(1, int(max_in_flight))
         self.shared_store = shared_store
         self.log = log or (lambda msg: None)
@@ -142,6 +145,9 @@ class Engine:
         while self.carry or not self.done:
             if len(self.records) + len(self.running) >= self.budget:
                 self.stopped = "budget spent"
+                break
+            if self.deadline is not None and time.time() >= self.deadline and (self.records or self.running):
+                self.stopped = "time limit reached"
                 break
             if self.size is not None and len(self.cache) + len(self.running) >= self.size:
                 self.stopped = f"space exhausted ({self.size} architectures)"

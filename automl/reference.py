@@ -5,8 +5,10 @@
 the run evaluates it as one more trial outside the study: the run's evaluators with their
 options, its dataset, seed and device, where trials run (:meth:`Executor.call`), with its files
 under ``RUN_DIR/reference/`` and its outcome in ``RUN_DIR/reference/reference.json`` (a resumed
-run reuses it). The CLI and ``automl show`` then print :func:`comparison`: the best trial against
-the reference on the objectives and on latency / parameters where both have them.
+run reuses it). Under ``--time-limit`` the reference is not cut short: its training evaluators run
+the epochs the best trial ran before the limit (``epochs_run``), so both nets see the same epochs.
+The CLI and ``automl show`` then print :func:`comparison`: the best trial against the reference on
+the objectives and on latency / parameters / epochs where both have them.
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ from automl.types import Objective, Task
 
 FILE = "reference.json"
 # besides the objectives, the metrics a comparison shows where both networks have them
-SHOWN = ("latency_ms", "params_M")
+SHOWN = ("latency_ms", "params_M", "epochs_run")
 
 
 class ReferenceSpecError(ValueError):
@@ -63,20 +65,25 @@ class Reference:
                                  f"run's task is {task.kind}")
         return cls(spec, name, options, preset, arch)
 
-    def workbench(self, wb: Workbench, run_dir: Path | None) -> Workbench:
-        """The run's workbench with this space, writing under ``run_dir/reference``."""
+    def workbench(self, wb: Workbench, run_dir: Path | None, epochs: int | None = None) -> Workbench:
+        """The run's workbench with this space, writing under ``run_dir/reference``, with no
+        deadline; ``epochs``: what its training evaluators run instead of their budget."""
         return dataclasses.replace(wb, space=(self.space, dict(self.options)), token=uuid.uuid4().hex,
-                                   run_dir=str(run_dir / "reference") if run_dir is not None else None)
+                                   run_dir=str(run_dir / "reference") if run_dir is not None else None,
+                                   deadline=None, epochs=epochs)
 
     def evaluate(self, wb: Workbench, run_dir: Path | None, call: Any = None,
-                 log: Callable[[str], None] = lambda msg: None) -> dict[str, Any]:
+                 log: Callable[[str], None] = lambda msg: None, best: TrialRecord | None = None) -> dict[str, Any]:
         """Train and measure the reference (through ``call``, e.g. an executor's; in-process
-        without) and write its outcome; a finished earlier outcome of the same spec is reused."""
+        without) and write its outcome; a finished earlier outcome of the same spec is reused.
+        Under a time limit (``wb.deadline``) it trains for the epochs ``best`` ran before it."""
         done = load(run_dir)
         if done is not None and done.get("spec") == self.spec and done.get("state") == "complete":
             return done
-        log(f"training the reference {self.spec} as the trials were trained")
-        job = self.workbench(wb, run_dir)
+        epochs = matched_epochs(best) if wb.deadline is not None else None
+        log(f"training the reference {self.spec} as the trials were trained"
+            + (f", for the {epochs} epochs the best trial ran within the time limit" if epochs else ""))
+        job = self.workbench(wb, run_dir, epochs)
         spec = TrialSpec(number=0, arch=dict(self.arch))
         outcome: TrialOutcome = call(run_trial, job, spec) if call is not None else run_trial(job, spec)
         out = {"spec": self.spec, "space": self.space, "preset": self.preset, "arch": self.arch,
@@ -86,6 +93,12 @@ class Reference:
             (run_dir / "reference").mkdir(parents=True, exist_ok=True)
             (run_dir / "reference" / FILE).write_text(json.dumps(out, indent=1))
         return out
+
+
+def matched_epochs(best: TrialRecord | None) -> int | None:
+    """The epochs ``best`` trained (its ``epochs_run``; a last epoch cut short counts whole)."""
+    value = best.metrics.get("epochs_run") if best is not None else None
+    return max(1, round(value)) if value is not None and value == value else None
 
 
 def load(run_dir: Path | None) -> dict[str, Any] | None:

@@ -111,6 +111,7 @@ class Run:
         log: Callable[[str], None] | None = None,
         join: bool = False,
     ) -> None:
+        self.started = time.time()  # --time-limit counts from here
         self.rank = launched_rank()  # > 0: a search worker of a torchrun launch (module docstring)
         if self.rank > 0:
             resume = join = write_files = tensorboard = progress = False
@@ -349,8 +350,14 @@ class Run:
             dataset=self.dataset_ref, device=cfg.device, seed=cfg.seed,
             run_dir=str(self.run_dir) if self.run_dir else None, tensorboard=self.tensorboard, mnas=self.mnas,
             timeout=self.executor_options.trial_timeout, retries=self.executor_options.retries,
-            threads=self.executor_options.trial_threads(),
+            threads=self.executor_options.trial_threads(), deadline=self.deadline,
         )
+
+    @property
+    def deadline(self) -> float | None:
+        """The wall-clock time (``time.time()``) ``time_limit`` ends the search and its trials at."""
+        limit = self.config.time_limit
+        return self.started + limit if limit else None
 
     def _reporter(self, trial: optuna.Trial) -> Callable[[int, float], bool]:
         """``ctx.report`` of the local executor: intermediate values to the Optuna pruner."""
@@ -390,6 +397,7 @@ class Run:
         engine = self.engine = Engine(
             self.controller, self.space, self.store, self.objectives, self.constraints, self.hidden, cfg.budget,
             max_in_flight=opts.max_in_flight(), shared_store=self.shared_store, log=self.log, on_record=on_record,
+            deadline=self.deadline,
         )
         wb = self.workbench()
         bench = Bench(wb, space=self.space, evaluators=self.evaluators, dataset=self.dataset)
@@ -406,6 +414,9 @@ class Run:
                 if n:
                     self.log(f"{n} interrupted trial(s) will be evaluated again")
                 records = self.store.records(order="told")
+            if self.deadline is not None:
+                self.log(f"time limit: trials train until {cfg.time_limit:g} s after the start "
+                         f"({time.strftime('%H:%M:%S', time.localtime(self.deadline))}; --time-limit)")
             t_phase = time.perf_counter()
             self.controller.prepare(PrepareContext(
                 dataset=self.dataset, device=cfg.device,
@@ -432,7 +443,7 @@ class Run:
             if self.reference is not None and self.role == "owner" and engine.records:
                 t_phase = time.perf_counter()
                 reference = self.reference.evaluate(wb, self.run_dir, None if executor.in_process else executor.call,
-                                                    self.log)
+                                                    self.log, best=best(engine.records, self.objectives[0]))
                 phases["reference"] = time.perf_counter() - t_phase
         except KeyboardInterrupt:
             engine.interrupt()

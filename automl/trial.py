@@ -54,6 +54,8 @@ class Workbench:
     timeout: float | None = None
     retries: int = 0
     threads: int | None = None  # torch threads per trial (None: leave the process's setting)
+    deadline: float | None = None  # wall-clock time (time.time()) by which training ends (--time-limit)
+    epochs: int | None = None  # epochs every training evaluator runs (a reference matched to a trial)
     token: str = field(default_factory=lambda: uuid.uuid4().hex)
 
 
@@ -131,6 +133,7 @@ class Bench:
             run_dir=run_dir, dataset=self.dataset, report=report,
             tb_dir=run_dir / "tb" / f"trial-{spec.number:05d}" if run_dir is not None and wb.tensorboard else None,
             parent=spec.parent, inherit=spec.inherit, parent_arch=spec.parent_arch,
+            deadline=wb.deadline, epochs=wb.epochs,
         )
         try:
             model = None

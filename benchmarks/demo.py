@@ -7,7 +7,8 @@ For each seed, ``automl search --space S --controller C --seed K`` (plus any arg
 ``--``) runs in a fresh process, as from the shell, into its own run directory (a temporary one
 unless ``--keep``). Measured per seed: the wall time of that process (interpreter start and
 imports included), its peak RSS, the phases the CLI prints (``supernet search``, ``trials``,
-``reference``), the found net's objective and latency, the reference network's (the space's
+``reference``), the epochs the found net trained (its ``epochs_run``: the demo's retrain takes
+what its time limit leaves), the found net's objective and latency, the reference network's (the space's
 quick settings bring one: ``seg-hierarchical`` + ``darts`` compares with ``seg-unet:unet``
 trained the same way) and the derived architecture. The run's log lines are shown, indented, as
 they come. Prints a table and the means, writes JSON.
@@ -70,12 +71,12 @@ def one_seed(args: argparse.Namespace, seed: int, run_dir: Path) -> dict[str, An
     row: dict[str, Any] = {"seed": seed, "device": view.config.device, "wall_s": wall, "phases_s": phases(out),
                            "metric": metric,
                            "found": {metric: best.metrics[metric], "latency_ms": best.metrics.get("latency_ms"),
-                                     "arch": best.arch_str or best.key}}
+                                     "epochs": best.metrics.get("epochs_run"), "arch": best.arch_str or best.key}}
     row["peak_rss_mb"] = usage.ru_maxrss / 1024
     ref = reference_file.load(run_dir)
     if ref is not None and ref.get("state") == "complete":
         row["reference"] = {"spec": ref["spec"], metric: ref["metrics"].get(metric),
-                            "latency_ms": ref["metrics"].get("latency_ms")}
+                            "latency_ms": ref["metrics"].get("latency_ms"), "epochs": ref["metrics"].get("epochs_run")}
     return row
 
 
@@ -86,13 +87,13 @@ def _fmt(v: float | None, spec: str) -> str:
 
 def report(rows: list[dict[str, Any]]) -> None:
     metric = rows[0]["metric"]
-    print(f"{'seed':>4} {'wall s':>7} {'search s':>9} {'trials s':>9} {'ref s':>6} {'found ' + metric:>15} "
+    print(f"{'seed':>4} {'wall s':>7} {'search s':>9} {'trials s':>9} {'ref s':>6} {'epochs':>6} {'found ' + metric:>15} "
           f"{'lat ms':>7} {'reference':>10} {'lat ms':>7} {'RSS MB':>7}  found architecture")
     for r in rows:
         p, ref = r["phases_s"], r.get("reference", {})
         search = next((s for name, s in p.items() if name not in ("trials", "reference")), None)
         print(f"{r['seed']:>4} {r['wall_s']:>7.1f} {_fmt(search, '9.1f')} {_fmt(p.get('trials'), '9.1f')} "
-              f"{_fmt(p.get('reference'), '6.1f')} {r['found'][metric]:>15.4f} {_fmt(r['found']['latency_ms'], '7.2f')} "
+              f"{_fmt(p.get('reference'), '6.1f')} {_fmt(r['found'].get('epochs'), '6.0f')} {r['found'][metric]:>15.4f} {_fmt(r['found']['latency_ms'], '7.2f')} "
               f"{_fmt(ref.get(metric), '10.4f')} {_fmt(ref.get('latency_ms'), '7.2f')} "
               f"{_fmt(r.get('peak_rss_mb'), '7.0f')}  {r['found']['arch'][:60]}")
     found = [r["found"][metric] for r in rows]

@@ -56,6 +56,11 @@ class EvalContext:
     parent: int | None = None  # the trial this architecture was derived from (Proposal.parent)
     inherit: str | None = None  # "parent" | "supernet" | None (Proposal.inherit)
     parent_arch: dict[str, Any] | None = None  # the parent trial's architecture (for space.transfer)
+    # --time-limit: the wall-clock time (time.time()) by which training must end, or None
+    deadline: float | None = None
+    # the epochs a training evaluator runs instead of its own budget (a reference trained for the
+    # epochs the time limit left the best trial), or None
+    epochs: int | None = None
 
     def tensorboard(self) -> Any:
         """This trial's TensorBoard writer, opened in ``tb_dir`` on first use (None without one)."""

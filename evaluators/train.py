@@ -13,8 +13,12 @@ Training stops at the first non-finite loss (checked every step on the CPU, ever
 
 Budget: ``epochs``, ``steps`` (optimizer steps) and/or ``seconds`` (wall time from the start of
 training, validation included); training stops at the first one reached, default one epoch.
+Under the run's ``--time-limit`` (``ctx.deadline``) the time left until it caps ``seconds``, and
+a reference trained for a time-limited trial's epochs (``ctx.epochs``) runs exactly those epochs
+in place of the whole budget.
 The learning rate follows a per-step cosine (SGDR without restarts, Loshchilov & Hutter 2017)
-over that budget, after an optional linear warm-up. After each epoch the validation metric goes
+over that budget, after an optional linear warm-up; with a time budget it follows whichever of
+steps and time has progressed further, so it reaches zero when the time runs out. After each epoch the validation metric goes
 to ``ctx.report(epoch, value)``; ``True`` raises :class:`TrialPruned` (Optuna median /
 successive-halving pruners). The returned metrics and saved weights are those of the best
 epoch (``select="best"``) or of the last (``select="last"``); the model is left holding them.
@@ -201,7 +205,13 @@ class TrainEvaluator(Evaluator):
             torch.manual_seed(ctx.seed)
             inherited = self._inherit(arch, model, ctx)
             epochs = self.inherit_epochs if inherited and self.inherit_epochs is not None else self.epochs
-            metrics = self._fit(model, data, ctx, device, epochs)
+            steps, seconds = self.steps, self.seconds
+            if ctx.epochs is not None:  # a reference matched to a trial: exactly its epochs
+                epochs, steps, seconds = ctx.epochs, None, None
+            elif ctx.deadline is not None:  # --time-limit: end by it (one step at least)
+                left = max(ctx.deadline - time.time(), 1e-3)
+                seconds = min(seconds, left) if seconds else left
+            metrics = self._fit(model, data, ctx, device, epochs, steps, seconds)
         metrics["train_seconds"] = time.perf_counter() - started
         if self.inherit_weights:
             metrics["inherited"] = float(inherited)
@@ -226,6 +236,7 @@ class TrainEvaluator(Evaluator):
     # -- training ----------------------------------------------------------------------------
     def _fit(
         self, model: nn.Module, data: Any, ctx: EvalContext, device: torch.device, epochs: int | None,
+        steps: int | None, seconds: float | None,
     ) -> dict[str, float]:
         kind, num_classes = data.task.kind, data.task.num_classes
         primary = PRIMARY[kind]
@@ -244,8 +255,8 @@ class TrainEvaluator(Evaluator):
 
         batch_size = min(self.batch_size, data.num_samples("train"))
         per_epoch = data.num_samples("train") // batch_size
-        max_epochs = epochs or (math.ceil(self.steps / per_epoch) if self.steps else math.inf)
-        limits = [n for n in (self.steps, epochs * per_epoch if epochs else None) if n]
+        max_epochs = epochs or (math.ceil(steps / per_epoch) if steps else math.inf)
+        limits = [n for n in (steps, epochs * per_epoch if epochs else None) if n]
         planned = min(limits) if limits else 0  # steps the cosine spans (0: seconds only)
         warmup = self.warmup_epochs * per_epoch
         params = [p for p in model.parameters() if p.requires_grad]
@@ -264,7 +275,7 @@ class TrainEvaluator(Evaluator):
                 if channels_last:
                     x = x.contiguous(memory_format=fmt)
                 elapsed = time.perf_counter() - start
-                factor = self._lr_factor(step, elapsed, planned, warmup)
+                factor = self._lr_factor(step, elapsed, planned, warmup, seconds)
                 for group, base in zip(optimizer.param_groups, base_lrs):
                     group["lr"] = base * factor
                 with _autocast(amp_dtype):
@@ -292,7 +303,7 @@ class TrainEvaluator(Evaluator):
                 step += 1
                 if not cuda or step % NONFINITE_CHECK_EVERY == 0:  # CPU: every step; CUDA: a sync every few
                     _check_finite(torch.stack(losses[-(1 if not cuda else NONFINITE_CHECK_EVERY):]), step, epoch, self.lr)
-                if (self.steps and step >= self.steps) or (self.seconds and elapsed >= self.seconds):
+                if (steps and step >= steps) or (seconds and elapsed >= seconds):
                     done = True
                     break
             epoch += 1
@@ -306,7 +317,7 @@ class TrainEvaluator(Evaluator):
                 best, best_state = {**metrics, "epoch": epoch}, _clone_state(model)
             if ctx.report(epoch, metrics[primary]):
                 raise TrialPruned(f"pruned after epoch {epoch} at {primary}={metrics[primary]:.4f}")
-            if self.seconds and time.perf_counter() - start >= self.seconds:
+            if seconds and time.perf_counter() - start >= seconds:
                 done = True
             if self.patience is not None:
                 if metrics["val_loss"] < best_loss - self.min_delta:
@@ -348,15 +359,15 @@ class TrainEvaluator(Evaluator):
             )
         return torch.optim.AdamW(params, lr=self.lr, weight_decay=self.weight_decay, **fused)
 
-    def _lr_factor(self, step: int, elapsed: float, planned: int, warmup: float) -> float:
+    def _lr_factor(self, step: int, elapsed: float, planned: int, warmup: float, seconds: float | None) -> float:
         """Multiplier of the base lr: linear warm-up, then cosine over the budget's progress."""
         if warmup and step < warmup:
             return (step + 1) / warmup
         if self.schedule == "constant":
             return 1.0
         progress = step / planned if planned else 0.0
-        if self.seconds:
-            progress = max(progress, elapsed / self.seconds)
+        if seconds:
+            progress = max(progress, elapsed / seconds)
         return 0.5 * (1.0 + math.cos(math.pi * min(progress, 1.0)))
 
     def _log(self, writer: Any, epoch: int, metrics: dict[str, float], primary: str, lr: float) -> None:

@@ -92,6 +92,8 @@ CASES: list[tuple[list[str], str]] = [
     (["search", *TABLE_RUN, "--mnas-reward", "val_acc"], "mnas"),
     (["search", *TABLE_RUN, "--workers", "4"], "--workers needs --executor ray"),
     (["search", *TABLE_RUN, "--trial-timeout", "-1"], "trial-timeout must be a number of seconds > 0"),
+    (["search", *TABLE_RUN, "--time-limit", "-5"], "time_limit: expected a number of seconds > 0 (0: no limit), got -5.0"),
+    (["search", *TABLE_RUN, "--time-limit", "inf"], "time_limit: expected a number of seconds > 0 (0: no limit), got inf"),
     (["search", *TABLE_RUN, "--executor", "dask"], "executor: 'dask' is not one of local, ray"),
     (["search", "--space", "nb201", "--controller", "darts", "--dataset", "digits", "--executor", "ray", "--workers",
       "3", "--set", "controller.batch_size=64", "--no-progress"],

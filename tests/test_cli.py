@@ -308,12 +308,36 @@ def test_no_quick_leaves_every_component_to_its_own_defaults_and_a_dataset_gets_
     quick.set("dataset", "seg-folder:/data/city")
     note = quick_on_dataset_note(quick)
     assert note is not None and "seg-folder:/data/city" in note and "--no-quick" in note
-    assert "space: layers=4" in note and "controller:" not in note and "train(epochs=15, batch_size=8" in note
+    assert "space: layers=4" in note and "controller:" not in note and "train(epochs=30, batch_size=8" in note
+    assert cfg.time_limit is None and quick.time_limit is None  # beside the user's controller options: no limit
+    assert "time limit" not in note
     with pytest.raises(SpecError, match="quick: expected true or false"):
         cfg.set("quick", "maybe")
     back = tmp_path / "config.yaml"
     cfg.dump(back)
     assert RunConfig.from_file(back).quick is False
+
+
+def test_the_quick_time_limit_goes_with_the_quick_controller_and_evaluators():
+    from automl.cli import parse_sets, quick_on_dataset_note
+    from automl.config import Component, RunConfig
+
+    def filled(*sets: str, **keys) -> RunConfig:
+        cfg = RunConfig(space=Component("seg-hierarchical"), controller=Component("darts"))
+        for key, value in keys.items():
+            cfg.set(key, value)
+        parse_sets(list(sets), cfg)
+        cfg.fill_defaults()
+        return cfg
+
+    assert filled().time_limit == 150.0  # the zero-flag demo
+    assert filled("train.epochs=30").time_limit is None  # the user's retrain budget runs whole
+    assert filled("latency.min_run_time=1").time_limit is None
+    assert filled(time_limit=0).time_limit is None  # 0: no limit
+    assert filled("controller.epochs=2").time_limit is None
+    assert filled(time_limit=60).time_limit == 60.0 and filled("train.epochs=3", time_limit=60).time_limit == 60.0
+    on_data = filled(dataset="seg-folder:/data/city")
+    assert "time limit 150 s (--time-limit)" in quick_on_dataset_note(on_data)
 
 
 def test_a_dumped_config_reads_back_strings_that_look_like_exponent_floats(tmp_path):

@@ -51,7 +51,7 @@ def test_space_declarations(name):
         registry.resolve("evaluator", e if isinstance(e, str) else e["name"])
     for controller, quick in cls.quick_settings.items():
         assert controller in CONTROLLERS
-        assert set(quick) <= {"space", "controller", "evaluators", "budget", "reference"}
+        assert set(quick) <= {"space", "controller", "evaluators", "budget", "reference", "time_limit"}
         for e in quick.get("evaluators", []):
             registry.create("evaluator", e["name"], {k: v for k, v in e.items() if k != "name"})
         registry.create("controller", controller, dict(quick.get("controller", {})))

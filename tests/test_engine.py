@@ -57,6 +57,15 @@ def test_a_trial_over_the_timeout_fails_with_its_reason(tmp_path):
     assert all(r.duration_s < 5 for r in summary.records)
 
 
+def test_no_trial_starts_after_the_time_limit(tmp_path):
+    summary = make(tmp_path, Score(sleep=0.2), budget=50, time_limit=0.5).execute()
+    assert summary.stopped == "time limit reached" and 1 <= len(summary.records) <= 4
+    assert all(r.state == "complete" for r in summary.records)
+    late = make(tmp_path, Score(), budget=5, time_limit=1e-6, name="late").execute()
+    assert len(late.records) == 1 and late.stopped == "time limit reached"  # one trial runs at least
+    assert make(tmp_path, Score(), budget=5, name="free").execute().stopped == "budget spent"
+
+
 def test_timeout_also_stops_a_trial_outside_the_main_thread(tmp_path):
     import threading
 

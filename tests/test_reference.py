@@ -4,6 +4,7 @@ after the search, compared in one line, reused on resume; space presets."""
 from __future__ import annotations
 
 import json
+import time
 
 import pytest
 
@@ -74,3 +75,19 @@ def test_a_run_trains_its_reference_like_its_trials_and_a_resume_reuses_it(tmp_p
     again = make(resume=True, budget=2).execute()
     assert again.reference == ref  # reused, not retrained
     assert (tmp_path / "run" / "reference" / "reference.json").stat().st_mtime_ns == written
+
+
+def test_under_a_time_limit_the_reference_trains_the_epochs_the_best_trial_ran(tmp_path):
+    from automl.reference import matched_epochs
+
+    cfg = RunConfig(space=Component("seg-unet"), controller=Component("random"), budget=1,
+                    evaluators=[Component("train", {"epochs": 50, "batch_size": 64, "save_weights": False})],
+                    dataset="shapes", reference="seg-unet:unet", run_dir=str(tmp_path / "run"), time_limit=4.0)
+    run = Run(cfg, tensorboard=False, progress=False)
+    summary = run.execute()
+    trained = summary.best.metrics["epochs_run"]
+    assert 1 <= trained < 50  # the limit ended the trial's training
+    assert time.time() - run.started < 4.0 + 30  # then only the reference (a few epochs)
+    assert summary.reference["metrics"]["epochs_run"] == trained  # not cut: the same epochs
+    assert "epochs_run" in comparison(summary.best, summary.reference, summary.objectives)
+    assert matched_epochs(record({"epochs_run": 2.0})) == 2 and matched_epochs(record({})) is None

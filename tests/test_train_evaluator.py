@@ -270,13 +270,14 @@ def test_adamw_smoothing_warmup_clip_constant(digits):
 
 def test_lr_schedule_is_cosine_over_the_budget():
     ev = TrainEvaluator(epochs=1)
-    factors = [ev._lr_factor(step, 0.0, 10, 0) for step in range(11)]
+    factors = [ev._lr_factor(step, 0.0, 10, 0, None) for step in range(11)]
     assert factors[0] == 1.0 and factors[5] == pytest.approx(0.5) and factors[10] == pytest.approx(0.0)
     assert all(a >= b for a, b in zip(factors, factors[1:]))
     warm = TrainEvaluator(epochs=1, warmup_epochs=1)
-    assert warm._lr_factor(0, 0.0, 10, 4) == 0.25 and warm._lr_factor(3, 0.0, 10, 4) == 1.0
+    assert warm._lr_factor(0, 0.0, 10, 4, None) == 0.25 and warm._lr_factor(3, 0.0, 10, 4, None) == 1.0
     timed = TrainEvaluator(seconds=2.0)
-    assert timed._lr_factor(3, 1.0, 0, 0) == pytest.approx(0.5)
+    assert timed._lr_factor(3, 1.0, 0, 0, 2.0) == pytest.approx(0.5)
+    assert timed._lr_factor(3, 1.0, 10, 0, 2.0) == pytest.approx(0.5)  # time ahead of steps (3 of 10)
 
 
 def test_errors_name_the_problem(digits):
@@ -347,3 +348,17 @@ def test_a_held_out_test_part_is_scored_once_with_the_selected_weights():
     assert out["val_acc"] == 1.0  # train/val images carry their labels
     assert out["test_acc"] == pytest.approx(np.mean(test_guesses == test_labels)) and out["test_acc"] < 1.0
     assert {"test_loss", "test_acc"} <= set(TrainEvaluator.provides)
+
+
+def test_a_deadline_caps_the_budget_and_matched_epochs_replace_it(digits):
+    import time
+
+    ev = TrainEvaluator(epochs=40, batch_size=64)
+    late = context(digits)
+    late.deadline = time.time()  # already reached: one step, then the validation
+    m = ev.evaluate({}, small_cnn(), late)
+    assert m["epochs_run"] == 1 and 0 <= m["val_acc"] <= 1
+    assert TrainEvaluator(seconds=100, batch_size=64).evaluate({}, small_cnn(), late)["epochs_run"] == 1
+    matched = context(digits)
+    matched.epochs, matched.deadline = 2, time.time()  # a reference: exactly its epochs, no deadline
+    assert TrainEvaluator(steps=1, seconds=0.001, batch_size=64).evaluate({}, small_cnn(), matched)["epochs_run"] == 2
