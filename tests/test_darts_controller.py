@@ -645,6 +645,18 @@ def test_search_parts_auto_takes_the_whole_training_set_only_beside_a_test_part(
         DartsController(search_parts="all")
 
 
+def test_the_search_data_line_says_when_the_crop_is_cut_to_the_images() -> None:
+    from controllers.oneshot.darts import _crop_note
+    from controllers.oneshot.darts_options import DartsOptions
+
+    images, masks = torch.zeros(4, 3, 32, 48), torch.zeros(4, 32, 48, dtype=torch.long)
+    assert _crop_note(DartsOptions(crop_size=321), images, masks) == (
+        "; random crops 32x48 (crop_size 321 cut to the images' 32x48)")
+    assert _crop_note(DartsOptions(crop_size=16), images, masks) == ""  # a real 16x16 crop
+    assert _crop_note(DartsOptions(crop_size=321, augment=False), images, masks) == ""
+    assert _crop_note(DartsOptions(crop_size=321), images, torch.zeros(4, dtype=torch.long)) == ""  # labels
+
+
 def test_options_added_later_enter_the_checkpoint_fingerprint_only_when_set() -> None:
     plain = controller()._fingerprint(ToySupernet(), 16)["options"]
     assert "crop_size" not in plain and "steps_per_epoch" not in plain and "search_parts" not in plain

@@ -50,6 +50,7 @@ from controllers.oneshot.group import GroupSearch, run_group_search
 from controllers.oneshot.recipes import resolve as recipe_options
 from controllers.oneshot.report import Meter, Progress, format_line, undecided_warning, write_tensorboard
 from controllers.oneshot.bilevel import BilevelTrainer
+from automl.augment import crop_size
 from automl.types import Arch, Task, arch_key
 from controllers.base import PrepareContext
 
@@ -282,7 +283,7 @@ class DartsController(OneShotController):
         if log is not None:
             log(self.settings_line())
             log(f"search data: {data.source}, {len(images):,} samples -> halves {len(a_idx):,} (weights) / "
-                f"{len(b_idx):,} (architecture)")
+                f"{len(b_idx):,} (architecture)" + _crop_note(o, images, targets))
         progress = Progress(log, o.epochs, start)
         if min(s.batch_size for s in streams.values()) < o.batch_size:
             progress.message(f"darts: note: batch_size {o.batch_size} is larger than the halves ({len(a_idx):,} / "
@@ -418,3 +419,15 @@ class DartsController(OneShotController):
         self.history = list(payload["history"])
         self.derived_key = payload.get("derived_key")
         return self.options.epochs if payload.get("stopped") else int(payload["epoch"])  # stopped: DARTS+
+
+
+def _crop_note(o: DartsOptions, images: torch.Tensor, targets: torch.Tensor) -> str:
+    """``; random crops 32x32 (crop_size 321 cut to the images' 32x32)`` where the segmentation
+    crop is larger than the images (Auto-DeepLab's 321 on small data); empty otherwise."""
+    if not o.augment or o.crop_size is None or targets.dim() != 3 or images.dim() != 4:
+        return ""
+    size = (int(targets.shape[-2]), int(targets.shape[-1]))  # the masks' H, W: the images'
+    h, w = crop_size(size, (o.crop_size, o.crop_size))
+    if (h, w) == (o.crop_size, o.crop_size):
+        return ""
+    return f"; random crops {h}x{w} (crop_size {o.crop_size} cut to the images' {size[0]}x{size[1]})"
