@@ -204,6 +204,10 @@ def search(
         _leave_without_teardown()
     how = {"owner": "resumed" if resume is not None else "new"}.get(run.role, "joined as another worker")
     console.print(f"run directory: {run.run_dir} ({how})")
+    if cfg.executor == "local" and cfg.device.startswith("cpu"):  # this process runs the search and trials
+        from automl.threads import fit_threads
+
+        fit_threads(lambda m: console.print(f"[yellow]{m}[/yellow]"))
     for comp in skipped:
         quick = (cfg.quick_settings() or {})[comp]
         console.print(f"[dim]note: {comp} options were given, so the quick {comp} settings of "

@@ -330,14 +330,14 @@ def test_the_quick_time_limit_goes_with_the_quick_controller_and_evaluators():
         cfg.fill_defaults()
         return cfg
 
-    assert filled().time_limit == 150.0  # the zero-flag demo
+    assert filled().time_limit == 140.0  # the zero-flag demo
     assert filled("train.epochs=30").time_limit is None  # the user's retrain budget runs whole
     assert filled("latency.min_run_time=1").time_limit is None
     assert filled(time_limit=0).time_limit is None  # 0: no limit
     assert filled("controller.epochs=2").time_limit is None
     assert filled(time_limit=60).time_limit == 60.0 and filled("train.epochs=3", time_limit=60).time_limit == 60.0
     on_data = filled(dataset="seg-folder:/data/city")
-    assert "time limit 150 s (--time-limit)" in quick_on_dataset_note(on_data)
+    assert "time limit 140 s (--time-limit)" in quick_on_dataset_note(on_data)
 
 
 def test_a_dumped_config_reads_back_strings_that_look_like_exponent_floats(tmp_path):
