@@ -3,13 +3,14 @@
 torch runs each CPU op on all the cores it was given, and its threads wait for each other at
 the end of every op. When another process keeps one of those cores busy, every op waits for the
 thread that shares it: on the 2-core CPU a training step of the zero-flag ``seg-hierarchical``
-demo's found net took 4.1 s on 2 threads beside one busy process, against 0.10 s on 1 thread
-beside it and 0.09 s on 2 threads alone (the search step: 0.59 s alone on 2 threads, 0.66 s on
-1). :func:`fit_threads` therefore measures, once at the start of a run, how many of this
+demo's found net took 3.8 s on 2 threads beside one busy process, against 0.10 s on 1 thread
+beside it and 0.085 s on 2 threads alone (``benchmarks/busy_threads.py``; the search step: 0.59 s
+alone on 2 threads, 0.66 s on 1). :func:`fit_threads` therefore measures, once at the start of a run, how many of this
 process's cores the rest of the machine leaves idle (``/proc/stat`` over 0.2 s) and gives torch
-no more threads than that. It does nothing where ``OMP_NUM_THREADS`` chooses the count (the
-user's choice; ``torchrun`` sets it), where the count was already set for a trial (``--trial-cpus``
-under Ray), or where ``/proc/stat`` cannot be read. Load that starts later is not followed.
+no more threads than that. ``automl search`` calls it for CPU runs of the local executor (under
+Ray each trial has its ``--trial-cpus`` threads). It does nothing where ``OMP_NUM_THREADS``
+chooses the count (the user's choice; ``torchrun`` sets it) or where ``/proc/stat`` cannot be
+read. Load that starts later is not followed.
 """
 
 from __future__ import annotations
@@ -77,7 +78,8 @@ def fit_threads(log: Callable[[str], object], idle: float | None = None) -> int 
     if usable >= have:
         return None
     torch.set_num_threads(usable)
-    log(f"note: other work keeps {have - idle:.1f} of this process's CPUs busy; torch runs on {usable} "
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else have
+    log(f"note: other work keeps {max(cpus - idle, 0.0):.1f} of this process's {cpus} CPUs busy; torch runs on {usable} "
         f"thread(s) instead of {have} (its threads wait for each other at every op, which beside other "
         "work can make a step many times slower); OMP_NUM_THREADS=N chooses the count")
     return usable

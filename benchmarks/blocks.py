@@ -31,7 +31,8 @@ def measure(spec, min_run_time: float) -> dict[str, float]:
     params = sum(p.numel() for p in block.parameters())
     with torch.no_grad(), FlopCounterMode(display=False) as counter:
         block(*inputs)
-    timer = benchmark.Timer(stmt="with torch.no_grad(): block(*inputs)", globals={"block": block, "inputs": inputs, "torch": torch})
+    timer = benchmark.Timer(stmt="with torch.no_grad(): block(*inputs)", globals={"block": block, "inputs": inputs, "torch": torch},
+                            num_threads=torch.get_num_threads())  # the Timer runs on 1 thread unless told
     m = timer.blocked_autorange(min_run_time=min_run_time)
     return {
         "params": params,

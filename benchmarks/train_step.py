@@ -65,8 +65,12 @@ def measure(space_opts: dict[str, Any], arch: dict[str, Any], width: int, mode: 
 
     for _ in range(2):  # optimizer state and allocator warm-up
         train_step()
-    step = benchmark.Timer("optimizer.step()", globals={"optimizer": optimizer}).blocked_autorange(min_run_time=min_time)
-    whole = benchmark.Timer("train_step()", globals={"train_step": train_step}).blocked_autorange(min_run_time=min_time)
+    # the process's thread count: torch.utils.benchmark.Timer runs on 1 thread unless told
+    threads = torch.get_num_threads()
+    step = benchmark.Timer("optimizer.step()", globals={"optimizer": optimizer},
+                           num_threads=threads).blocked_autorange(min_run_time=min_time)
+    whole = benchmark.Timer("train_step()", globals={"train_step": train_step},
+                            num_threads=threads).blocked_autorange(min_run_time=min_time)
     return {"width": width, "mode": mode, "tensors": len(params), "params": sum(p.numel() for p in params),
             "optimizer_step_ms": step.median * 1e3, "train_step_ms": whole.median * 1e3}
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
 import torch
 
@@ -19,8 +21,6 @@ def test_idle_cpus_reads_this_process_cores():
     idle = threads.idle_cpus(0.05)
     if idle is None:
         pytest.skip("no /proc/stat here")
-    import os
-
     assert 0.0 <= idle <= len(os.sched_getaffinity(0)) + 1e-9
 
 
@@ -29,9 +29,10 @@ def test_a_busy_core_takes_a_thread_away_and_says_so(monkeypatch, restore_thread
     torch.set_num_threads(2)
     said: list[str] = []
     assert threads.fit_threads(said.append, idle=0.9) == 1 and torch.get_num_threads() == 1
-    assert said == ["note: other work keeps 1.1 of this process's CPUs busy; torch runs on 1 thread(s) instead of 2 "
-                    "(its threads wait for each other at every op, which beside other work can make a step many "
-                    "times slower); OMP_NUM_THREADS=N chooses the count"]
+    cpus = len(os.sched_getaffinity(0))
+    assert said == [f"note: other work keeps {cpus - 0.9:.1f} of this process's {cpus} CPUs busy; torch runs on 1 "
+                    "thread(s) instead of 2 (its threads wait for each other at every op, which beside other work "
+                    "can make a step many times slower); OMP_NUM_THREADS=N chooses the count"]
     torch.set_num_threads(2)
     assert threads.fit_threads(said.append, idle=1.6) is None and torch.get_num_threads() == 2  # idle enough
     assert threads.fit_threads(said.append, idle=0.0) == 1  # never below one thread
