@@ -126,6 +126,7 @@ class RunConfig:
     quick: bool = True  # the space's quick (demo) settings fill components left without options
     _given: set[str] = field(default_factory=set, repr=False)  # keys set explicitly (file or flags)
     _quick_used: set[str] = field(default_factory=set, repr=False)  # components the quick settings filled
+    _evaluator_sets: bool = field(default=False, repr=False)  # an evaluator option was --set
 
     @classmethod
     def keys(cls) -> list[str]:
@@ -264,8 +265,7 @@ class RunConfig:
             # controller or evaluator options (e.g. --set train.epochs=30 trains all 30 epochs).
             # fill_defaults runs again after an evaluator's --set (set_evaluator_option): the limit then goes.
             if "time_limit" not in self._given:
-                fits = ("controller" not in skipped and "evaluators" in self._quick_used
-                        and "evaluator options" not in self._given)
+                fits = "controller" not in skipped and "evaluators" in self._quick_used and not self._evaluator_sets
                 self.time_limit = float(quick["time_limit"]) if quick.get("time_limit") and fits else None
         if not self.evaluators:
             defaults = getattr(_declared(self.space.name), "default_evaluators", ("train",)) or ("train",)
@@ -286,7 +286,7 @@ class RunConfig:
     def set_evaluator_option(self, evaluator: Component, key: str, value: Any) -> None:
         """``--set EVALUATOR.KEY=VALUE`` on one of this run's evaluators (the quick ones included)."""
         evaluator.options[key] = value
-        self._given.add("evaluator options")
+        self._evaluator_sets = True
         if "time_limit" not in self._given:
             self.time_limit = None  # the quick limit fits the quick evaluators only
 

@@ -13,9 +13,13 @@ Training stops at the first non-finite loss (checked every step on the CPU, ever
 
 Budget: ``epochs``, ``steps`` (optimizer steps) and/or ``seconds`` (wall time from the start of
 training, validation included); training stops at the first one reached, default one epoch.
-Under the run's ``--time-limit`` (``ctx.deadline``) the time left until it caps ``seconds``, and
-a reference trained for a time-limited trial's epochs (``ctx.epochs``) runs exactly those epochs
-in place of the whole budget.
+Under the run's ``--time-limit`` (``ctx.deadline``) an ``epochs`` budget becomes the whole epochs
+that fit in the time left: after the first epoch the evaluator divides that time by the first
+epoch's (validation included) and the cosine spans that many epochs from then on (the first ran
+on the schedule of ``epochs``), so a repeat that fits the same count gives the same numbers;
+training also stops at the limit should later epochs run slower. Without ``epochs`` the time left
+caps ``seconds``. A reference trained for a time-limited trial's epochs (``ctx.epochs``) runs
+exactly those epochs in place of the whole budget.
 The learning rate follows a per-step cosine (SGDR without restarts, Loshchilov & Hutter 2017)
 over that budget, after an optional linear warm-up; with a time budget it follows whichever of
 steps and time has progressed further, so it reaches zero when the time runs out. After each epoch the validation metric goes
@@ -205,13 +209,17 @@ class TrainEvaluator(Evaluator):
             torch.manual_seed(ctx.seed)
             inherited = self._inherit(arch, model, ctx)
             epochs = self.inherit_epochs if inherited and self.inherit_epochs is not None else self.epochs
-            steps, seconds = self.steps, self.seconds
+            steps, seconds, fit_within = self.steps, self.seconds, None
             if ctx.epochs is not None:  # a reference matched to a trial: exactly its epochs
                 epochs, steps, seconds = ctx.epochs, None, None
             elif ctx.deadline is not None:  # --time-limit: end by it (one step at least)
                 left = max(ctx.deadline - time.time(), 1e-3)
-                seconds = min(seconds, left) if seconds else left
-            metrics = self._fit(model, data, ctx, device, epochs, steps, seconds)
+                left = min(seconds, left) if seconds else left
+                if epochs:  # whole epochs, as many as fit, planned once: a repeat gives the same numbers
+                    fit_within, seconds = left, None
+                else:
+                    seconds = left
+            metrics = self._fit(model, data, ctx, device, epochs, steps, seconds, fit_within)
         metrics["train_seconds"] = time.perf_counter() - started
         if self.inherit_weights:
             metrics["inherited"] = float(inherited)
@@ -236,7 +244,7 @@ class TrainEvaluator(Evaluator):
     # -- training ----------------------------------------------------------------------------
     def _fit(
         self, model: nn.Module, data: Any, ctx: EvalContext, device: torch.device, epochs: int | None,
-        steps: int | None, seconds: float | None,
+        steps: int | None, seconds: float | None, fit_within: float | None = None,
     ) -> dict[str, float]:
         kind, num_classes = data.task.kind, data.task.num_classes
         primary = PRIMARY[kind]
@@ -303,8 +311,8 @@ class TrainEvaluator(Evaluator):
                 step += 1
                 if not cuda or step % NONFINITE_CHECK_EVERY == 0:  # CPU: every step; CUDA: a sync every few
                     _check_finite(torch.stack(losses[-(1 if not cuda else NONFINITE_CHECK_EVERY):]), step, epoch, self.lr)
-                if (steps and step >= steps) or (seconds and elapsed >= seconds):
-                    done = True
+                if (steps and step >= steps) or (seconds and elapsed >= seconds) or (fit_within and elapsed >= fit_within):
+                    done = True  # fit_within: a guard, when later epochs run slower than the first
                     break
             epoch += 1
             train_loss = float(torch.stack(losses).float().mean())
@@ -319,6 +327,11 @@ class TrainEvaluator(Evaluator):
                 raise TrialPruned(f"pruned after epoch {epoch} at {primary}={metrics[primary]:.4f}")
             if seconds and time.perf_counter() - start >= seconds:
                 done = True
+            if fit_within and epoch == 1:  # the epochs that fit, from the first one's time (validation included)
+                fits = max(1, int(fit_within / max(time.perf_counter() - start, 1e-9)))
+                if fits < max_epochs:
+                    max_epochs = fits
+                    planned = min(n for n in (steps, fits * per_epoch) if n)
             if self.patience is not None:
                 if metrics["val_loss"] < best_loss - self.min_delta:
                     best_loss, stale = metrics["val_loss"], 0

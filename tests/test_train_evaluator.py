@@ -362,3 +362,27 @@ def test_a_deadline_caps_the_budget_and_matched_epochs_replace_it(digits):
     matched = context(digits)
     matched.epochs, matched.deadline = 2, time.time()  # a reference: exactly its epochs, no deadline
     assert TrainEvaluator(steps=1, seconds=0.001, batch_size=64).evaluate({}, small_cnn(), matched)["epochs_run"] == 2
+
+
+def test_under_a_deadline_the_epochs_that_fit_are_planned_once_and_repeat_exactly(digits, monkeypatch):
+    import itertools
+    import time
+
+    far = context(digits)
+    far.deadline = time.time() + 3600  # not binding: the same numbers as without a limit
+    assert TrainEvaluator(epochs=2, batch_size=64).evaluate({}, small_cnn(), far)["val_loss"] == \
+        TrainEvaluator(epochs=2, batch_size=64).evaluate({}, small_cnn(), context(digits))["val_loss"]
+
+    def run() -> dict[str, float]:
+        clock = itertools.count()  # every perf_counter call: one more "second"
+        monkeypatch.setattr("evaluators.train.time.perf_counter", lambda: float(next(clock)))
+        ctx = context(digits)
+        ctx.deadline = time.time() + 25
+        out = TrainEvaluator(epochs=40, batch_size=64).evaluate({}, small_cnn(), ctx)
+        monkeypatch.undo()
+        return out
+
+    first, again = run(), run()
+    assert 1 < first["epochs_run"] < 40  # as many whole epochs as the first one's time allows
+    assert {k: v for k, v in first.items() if k != "train_seconds"} == \
+        {k: v for k, v in again.items() if k != "train_seconds"}
